@@ -1,0 +1,86 @@
+use burn::module::{Module, Param};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Device, Tensor};
+
+use crate::init;
+
+/// Multi-head causal self-attention with one fused, bias-free QKV projection.
+/// Weights are stored `[d_in, d_out]` (Burn's layout): `y = x @ W`.
+#[derive(Module, Debug)]
+pub struct CausalSelfAttention {
+    pub qkv: Param<Tensor<2>>,
+    pub proj: Param<Tensor<2>>,
+    n_heads: usize,
+}
+
+/// Per-layer cache of keys and values, `[B, h, t, k]`, grown along the time axis.
+#[derive(Clone, Debug)]
+pub struct LayerCache {
+    pub keys: Tensor<4>,
+    pub values: Tensor<4>,
+}
+
+impl CausalSelfAttention {
+    pub fn new(d_model: usize, n_heads: usize, n_layers: usize, device: &Device) -> Self {
+        Self {
+            qkv: init::normal([d_model, 3 * d_model], init::INIT_STD, device),
+            proj: init::normal([d_model, d_model], init::residual_std(n_layers), device),
+            n_heads,
+        }
+    }
+
+    /// `x`: `[B, T, d]` → `[B, T, d]`, position t attends to positions ≤ t.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let (q, k, v) = self.split_heads(x.clone());
+        self.attend(q, k, v, x.dims())
+    }
+
+    /// Same as `forward` for the new positions in `x`, reusing (and extending) `cache`.
+    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut Option<LayerCache>) -> Tensor<3> {
+        let dims = x.dims();
+        let (q, k, v) = self.split_heads(x);
+        let (k, v) = match cache.take() {
+            Some(past) => (
+                Tensor::cat(vec![past.keys, k], 2),
+                Tensor::cat(vec![past.values, v], 2),
+            ),
+            None => (k, v),
+        };
+        *cache = Some(LayerCache {
+            keys: k.clone(),
+            values: v.clone(),
+        });
+        self.attend(q, k, v, dims)
+    }
+
+    fn split_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let [b, t, d] = x.dims();
+        let head_dim = d / self.n_heads;
+        // [B, T, 3d] → [B, T, 3, h, k] → three [B, h, T, k]
+        let qkv = x
+            .matmul(self.qkv.val().unsqueeze())
+            .reshape([b, t, 3, self.n_heads, head_dim]);
+        let take = |i: usize| {
+            qkv.clone()
+                .narrow(2, i, 1)
+                .reshape([b, t, self.n_heads, head_dim])
+                .swap_dims(1, 2)
+        };
+        (take(0), take(1), take(2))
+    }
+
+    fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, [b, t, d]: [usize; 3]) -> Tensor<3> {
+        // Scores are scaled by 1/sqrt(k) (the default scale); the causal mask is aligned
+        // bottom-right, so it is also right for cached decoding where q is shorter than k.
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: true,
+        };
+        let y = attention(q, k, v, None, None, options);
+        y.swap_dims(1, 2)
+            .reshape([b, t, d])
+            .matmul(self.proj.val().unsqueeze())
+    }
+}

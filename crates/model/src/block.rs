@@ -1,0 +1,36 @@
+use burn::module::Module;
+use burn::nn::{LayerNorm, LayerNormConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::attention::{CausalSelfAttention, LayerCache};
+use crate::mlp::Mlp;
+
+/// One pre-norm transformer block: `x + Attn(LN(x))`, then `x + MLP(LN(x))`.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub ln1: LayerNorm,
+    pub attn: CausalSelfAttention,
+    pub ln2: LayerNorm,
+    pub mlp: Mlp,
+}
+
+impl Block {
+    pub fn new(d_model: usize, n_heads: usize, n_layers: usize, device: &Device) -> Self {
+        Self {
+            ln1: LayerNormConfig::new(d_model).init(device),
+            attn: CausalSelfAttention::new(d_model, n_heads, n_layers, device),
+            ln2: LayerNormConfig::new(d_model).init(device),
+            mlp: Mlp::new(d_model, n_layers, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln1.forward(x));
+        x.clone() + self.mlp.forward(self.ln2.forward(x))
+    }
+
+    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut Option<LayerCache>) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward_cached(self.ln1.forward(x), cache);
+        x.clone() + self.mlp.forward(self.ln2.forward(x))
+    }
+}

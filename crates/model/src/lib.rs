@@ -1,0 +1,23 @@
+//! The lesson-01 GPT, shared unchanged by every stage.
+//!
+//! `config` holds the shape, `attention`/`mlp`/`block`/`gpt` the forward pass,
+//! `checkpoint` the safetensors I/O, `device` the one place a backend is chosen,
+//! and `generate` the sampling loop.
+
+pub mod attention;
+pub mod block;
+pub mod checkpoint;
+pub mod config;
+pub mod device;
+pub mod generate;
+pub mod gpt;
+pub mod init;
+pub mod mlp;
+
+pub use burn;
+pub use config::GptConfig;
+pub use device::DeviceChoice;
+pub use gpt::Gpt;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,92 @@
+//! Gradient clipping by the *global* norm over all parameters, as PyTorch's
+//! `clip_grad_norm_` does. Burn's built-in clipping is per tensor, which changes the
+//! direction of the update; the lessons clip the global norm.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+
+/// Sum of squares of every gradient, accumulated on the device (one sync at the end).
+struct SquaredNorm<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for SquaredNorm<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let squares = grad.square().sum();
+            self.total = Some(match self.total.take() {
+                Some(total) => total + squares,
+                None => squares,
+            });
+        }
+    }
+}
+
+struct Scale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f32,
+}
+
+impl ModuleVisitor for Scale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, grad.mul_scalar(self.factor));
+        }
+    }
+}
+
+/// The global L2 norm of the gradients.
+pub fn global_grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> f32 {
+    let mut visitor = SquaredNorm { grads, total: None };
+    model.visit(&mut visitor);
+    visitor
+        .total
+        .map(|t| t.into_scalar::<f32>().sqrt())
+        .unwrap_or(0.0)
+}
+
+/// Scales all gradients by `min(1, max_norm / (norm + 1e-6))` (PyTorch's formula) and
+/// returns the norm before clipping.
+pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f32) -> f32 {
+    let norm = global_grad_norm(model, grads);
+    let factor = max_norm / (norm + 1e-6);
+    if factor < 1.0 {
+        model.visit(&mut Scale { grads, factor });
+    }
+    norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Param;
+    use burn::tensor::{Device, TensorData};
+
+    #[derive(Module, Debug)]
+    struct TwoParams {
+        a: Param<Tensor<1>>,
+        b: Param<Tensor<2>>,
+    }
+
+    #[test]
+    fn clips_the_global_norm_not_each_tensor() {
+        let device = Device::flex().autodiff();
+        let model = TwoParams {
+            a: Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.0f32, 0.0], [2]), &device)),
+            b: Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.0f32; 2], [1, 2]), &device)),
+        };
+        // loss = 3·a0 + 4·b00 → gradients a = [3, 0], b = [[4, 0]]: global norm 5.
+        let loss = model.a.val().slice([0..1]).sum().mul_scalar(3.0)
+            + model.b.val().slice([0..1, 0..1]).sum().mul_scalar(4.0);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let norm = clip_global_norm(&model, &mut grads, 1.0);
+        assert!((norm - 5.0).abs() < 1e-5);
+        let a: Vec<f32> = grads.get::<1>(model.a.id).unwrap().into_data().try_into_vec().unwrap();
+        let b: Vec<f32> = grads.get::<2>(model.b.id).unwrap().into_data().try_into_vec().unwrap();
+        // Both scaled by the same 1/5: directions kept, global norm 1.
+        assert!((a[0] - 0.6).abs() < 1e-5 && (b[0] - 0.8).abs() < 1e-5, "{a:?} {b:?}");
+        assert!((global_grad_norm(&model, &grads) - 1.0).abs() < 1e-4);
+    }
+}

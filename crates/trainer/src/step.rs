@@ -1,0 +1,67 @@
+use anyhow::{bail, Result};
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
+
+use crate::clip::{clip_global_norm, global_grad_norm};
+use crate::{LrSchedule, OptimConfig};
+
+/// What one optimizer step did, for the metrics row and the progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport {
+    pub loss: f32,
+    pub grad_norm: f32,
+    pub lr: f64,
+}
+
+/// Backward pass, NaN guard, global-norm clip, scheduled AdamW update: one call per step.
+pub struct OptimizerStep {
+    optim: ModuleOptimizer,
+    config: OptimConfig,
+    schedule: LrSchedule,
+    total_steps: usize,
+}
+
+impl OptimizerStep {
+    pub fn new(config: &OptimConfig, schedule: &LrSchedule, total_steps: usize) -> Self {
+        Self {
+            optim: config.init(),
+            config: config.clone(),
+            schedule: schedule.clone(),
+            total_steps,
+        }
+    }
+
+    /// Applies `loss`'s gradients to `model`. A non-finite loss or gradient norm is an error
+    /// raised *before* the update, so the weights (and every checkpoint) stay clean.
+    pub fn apply<M: Module>(
+        &mut self,
+        model: M,
+        loss: Tensor<1>,
+        step: usize,
+    ) -> Result<(M, StepReport)> {
+        let loss_value = loss.clone().into_scalar::<f32>();
+        if !loss_value.is_finite() {
+            bail!("loss is {loss_value} at step {step}: stopped before the update, weights untouched");
+        }
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grad_norm = if self.config.grad_clip > 0.0 {
+            clip_global_norm(&model, &mut grads, self.config.grad_clip)
+        } else {
+            global_grad_norm(&model, &grads)
+        };
+        if !grad_norm.is_finite() {
+            bail!("gradient norm is {grad_norm} at step {step}: stopped before the update, weights untouched");
+        }
+        let lr = self.schedule.lr(self.config.lr, step, self.total_steps);
+        let model = self.optim.step(lr, model, grads);
+        Ok((
+            model,
+            StepReport {
+                loss: loss_value,
+                grad_norm,
+                lr,
+            },
+        ))
+    }
+}
