@@ -1,1 +1,136 @@
-fn main(){}
+//! `cargo xtask …`: the only place that knows the order of the stages.
+
+mod bench;
+mod config;
+mod evaluate;
+mod run;
+mod sample;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use model::DeviceChoice;
+
+use config::{check_stage_name, parent_of, PipelineConfig, IMPLEMENTED, STAGES};
+use run::Run;
+
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    about = "gpt_mini post-training workbench: pretrain → SFT → CoT-SFT → DPO → RLVR"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every implemented stage in order, each starting from the previous one's checkpoint.
+    Pipeline(RunArgs),
+    /// Run one stage.
+    Stage {
+        /// pretrain, sft, cot-sft, dpo or rlvr.
+        name: String,
+        /// Start from this stage folder instead of this run's default parent
+        /// (e.g. runs/A/sft for cot-sft).
+        #[arg(long)]
+        from: Option<PathBuf>,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Evaluate a stage folder's checkpoint on the task suite; writes eval.json there.
+    Eval(evaluate::EvalArgs),
+    /// Continue a prompt with a trained checkpoint.
+    Sample(sample::SampleArgs),
+    /// Training and forward-only tokens/s of the lesson model on the chosen device.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Pipeline settings.
+    #[arg(long, default_value = "pipeline.toml")]
+    config: PathBuf,
+    /// Run name: outputs go to RUNS_DIR/NAME/STAGE.
+    #[arg(long, default_value = "default")]
+    run: String,
+    #[arg(long, default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Backend, chosen once for the whole run: flex (CPU) or wgpu (GPU, needs --features wgpu).
+    #[arg(long, default_value = "flex")]
+    device: DeviceChoice,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl RunArgs {
+    fn open(&self) -> Result<Run> {
+        Ok(Run {
+            dir: self.runs_dir.join(&self.run),
+            config: PipelineConfig::load(&self.config)?,
+            device: self.device,
+            quiet: self.quiet,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    match dispatch(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Pipeline(args) => {
+            let run = args.open()?;
+            for (stage, _) in STAGES.iter().filter(|(s, _)| IMPLEMENTED.contains(s)) {
+                run_stage(&run, stage, None)?;
+            }
+            let skipped: Vec<&str> = STAGES
+                .iter()
+                .map(|(s, _)| *s)
+                .filter(|s| !IMPLEMENTED.contains(s))
+                .collect();
+            if !skipped.is_empty() {
+                eprintln!("not implemented yet, so not run: {}", skipped.join(", "));
+            }
+            Ok(())
+        }
+        Command::Stage { name, from, args } => {
+            check_stage_name(&name)?;
+            run_stage(&args.open()?, &name, from)
+        }
+        Command::Eval(args) => evaluate::run(&args),
+        Command::Sample(args) => sample::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+/// Runs one stage. Its parent is `from` when given, else the previous stage of this run.
+fn run_stage(run: &Run, stage: &str, from: Option<PathBuf>) -> Result<()> {
+    let tokenizer = run.tokenizer()?;
+    let parent_dir = from.or_else(|| parent_of(stage).map(|p| run.stage_dir(p)));
+    let ctx = run.context(stage, tokenizer, parent_dir)?;
+    let manifest = match stage {
+        "pretrain" => pretrain::run(&ctx, &run.config.pretrain)?,
+        "sft" => sft::run(&ctx, &run.config.sft)?,
+        "cot-sft" => cot_sft::run(&ctx, &run.config.cot_sft)?,
+        other => anyhow::bail!("stage `{other}` is not implemented yet"),
+    };
+    eprintln!(
+        "{stage}: {} steps in {:.1}s → {}",
+        manifest.step,
+        manifest.wall_time_s,
+        ctx.out_dir.display()
+    );
+    Ok(())
+}

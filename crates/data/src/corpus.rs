@@ -13,8 +13,8 @@ pub struct Corpus {
 }
 
 pub fn read_text(path: &Path) -> Result<String> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading corpus {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading corpus {}", path.display()))?;
     Ok(text)
 }
 

@@ -52,7 +52,9 @@ impl FromStr for TokenizerKind {
         match s {
             "char" => Ok(Self::Char),
             "bpe" => Ok(Self::Bpe),
-            other => Err(format!("unknown tokenizer kind `{other}` (expected char or bpe)")),
+            other => Err(format!(
+                "unknown tokenizer kind `{other}` (expected char or bpe)"
+            )),
         }
     }
 }
@@ -99,8 +101,12 @@ impl TextTokenizer {
     pub fn load(path: &Path) -> Result<Self> {
         let json = std::fs::read_to_string(path)
             .with_context(|| format!("reading tokenizer {}", path.display()))?;
-        let inner = Tokenizer::from_str(&json)
-            .map_err(|e| anyhow!("tokenizer {} is not a valid tokenizer.json: {e}", path.display()))?;
+        let inner = Tokenizer::from_str(&json).map_err(|e| {
+            anyhow!(
+                "tokenizer {} is not a valid tokenizer.json: {e}",
+                path.display()
+            )
+        })?;
         Ok(Self { inner, json })
     }
 

@@ -74,10 +74,18 @@ pub fn masked_cross_entropy(
     Ok(nll / count)
 }
 
+/// Plain next-token cross-entropy over every position (pretraining): `[1]`.
+pub fn cross_entropy(logits: Tensor<3>, tokens: Tensor<2, Int>) -> Tensor<1> {
+    -token_logprobs(logits, tokens).mean()
+}
+
 /// Schulman's k3 estimator of KL(π‖π_ref) per token, from log-probs of tokens sampled
 /// from π: with `r = log π_ref − log π`, `k3 = e^r − r − 1`. It is ≥ 0 everywhere and
 /// exactly 0 where the two agree. (Using `log π − log π_ref` instead is the classic sign bug.)
-pub fn k3_kl<const D: usize>(policy_logprobs: Tensor<D>, reference_logprobs: Tensor<D>) -> Tensor<D> {
+pub fn k3_kl<const D: usize>(
+    policy_logprobs: Tensor<D>,
+    reference_logprobs: Tensor<D>,
+) -> Tensor<D> {
     let r = reference_logprobs - policy_logprobs;
     r.clone().exp() - r - 1.0
 }

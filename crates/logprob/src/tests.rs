@@ -39,7 +39,10 @@ fn tiny() -> (Tensor<3>, Tensor<2, Int>) {
 fn token_logprobs_shift_by_one() {
     let (logits, tokens) = tiny();
     // token 1 from position 0: ln ½; token 0 from position 1: ln ¾. Position 2 predicts nothing.
-    close(&to_vec(token_logprobs(logits, tokens)), &[0.5f32.ln(), 0.75f32.ln()]);
+    close(
+        &to_vec(token_logprobs(logits, tokens)),
+        &[0.5f32.ln(), 0.75f32.ln()],
+    );
 }
 
 #[test]
@@ -47,7 +50,10 @@ fn gather_logprobs_sums_only_the_response() {
     let (logits, tokens) = tiny();
     // Only the last token is response: its log-prob is ln ¾.
     let mask = floats(vec![0.0, 0.0, 1.0], [1, 3]);
-    close(&to_vec(gather_logprobs(logits.clone(), tokens.clone(), mask)), &[0.75f32.ln()]);
+    close(
+        &to_vec(gather_logprobs(logits.clone(), tokens.clone(), mask)),
+        &[0.75f32.ln()],
+    );
     let all = floats(vec![1.0, 1.0, 1.0], [1, 3]);
     let lp = to_vec(gather_logprobs(logits, tokens, all));
     close(&lp, &[0.5f32.ln() + 0.75f32.ln()]);
@@ -77,13 +83,19 @@ fn masked_cross_entropy_with_empty_mask_is_an_error_not_nan() {
     let (logits, tokens) = tiny();
     // Only position 0 is marked, and position 0 is never a target.
     let mask = floats(vec![1.0, 0.0, 0.0], [1, 3]);
-    assert_eq!(masked_cross_entropy(logits, tokens, mask).unwrap_err(), EmptyMask);
+    assert_eq!(
+        masked_cross_entropy(logits, tokens, mask).unwrap_err(),
+        EmptyMask
+    );
 }
 
 #[test]
 fn k3_is_zero_when_policy_equals_reference_and_positive_otherwise() {
     let policy = floats(vec![-1.0, -2.0, -0.5], [3]);
-    close(&to_vec(k3_kl(policy.clone(), policy.clone())), &[0.0, 0.0, 0.0]);
+    close(
+        &to_vec(k3_kl(policy.clone(), policy.clone())),
+        &[0.0, 0.0, 0.0],
+    );
     let reference = floats(vec![-2.0, -1.0, -0.5], [3]);
     // r = ref − policy = [−1, 1, 0]: e^−1 + 1 − 1 = 0.367879, e − 1 − 1 = 0.718282, 0.
     close(

@@ -30,14 +30,16 @@ pub fn read_config(path: &Path) -> Result<GptConfig> {
         File::open(path).with_context(|| format!("opening checkpoint {}", path.display()))?;
     let corrupt = |what: &str| anyhow::anyhow!("checkpoint {} is corrupt: {what}", path.display());
     let mut len = [0u8; 8];
-    file.read_exact(&mut len).map_err(|_| corrupt("shorter than its 8-byte header length"))?;
+    file.read_exact(&mut len)
+        .map_err(|_| corrupt("shorter than its 8-byte header length"))?;
     let len = u64::from_le_bytes(len);
     let file_len = file.metadata()?.len();
     if len > file_len.saturating_sub(8) {
         return Err(corrupt("header length runs past the end of the file"));
     }
     let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header).map_err(|_| corrupt("truncated header"))?;
+    file.read_exact(&mut header)
+        .map_err(|_| corrupt("truncated header"))?;
     let header: serde_json::Value =
         serde_json::from_slice(&header).map_err(|_| corrupt("header is not JSON"))?;
     let config = header

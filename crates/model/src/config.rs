@@ -40,7 +40,7 @@ impl GptConfig {
                 return Err(format!("model.{key} must be > 0"));
             }
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(format!(
                 "model.d_model ({}) must be divisible by model.n_heads ({})",
                 self.d_model, self.n_heads
@@ -57,7 +57,12 @@ impl GptConfig {
     /// per block two LayerNorms, fused QKV, output projection, and the 4x MLP with biases,
     /// then the final LayerNorm.
     pub fn num_params(&self) -> usize {
-        let (v, t, d, l) = (self.vocab_size, self.block_size, self.d_model, self.n_layers);
+        let (v, t, d, l) = (
+            self.vocab_size,
+            self.block_size,
+            self.d_model,
+            self.n_layers,
+        );
         let layer_norm = 2 * d;
         let attention = 3 * d * d + d * d;
         let mlp = (d * 4 * d + 4 * d) + (4 * d * d + d);

@@ -33,7 +33,10 @@ pub fn generate(
         return Vec::new();
     }
     let prompt_len = prompts[0].len();
-    assert!(prompts.iter().all(|p| p.len() == prompt_len), "prompts must share one length");
+    assert!(
+        prompts.iter().all(|p| p.len() == prompt_len),
+        "prompts must share one length"
+    );
     let budget = options
         .max_new_tokens
         .min(model.block_size().saturating_sub(prompt_len));
@@ -46,7 +49,11 @@ pub fn generate(
         let logits = model.forward_cached(input, &mut cache);
         let [_, t, vocab] = logits.dims();
         let last = logits.narrow(1, t - 1, 1).reshape([batch, vocab]);
-        let last: Vec<f32> = last.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 logits");
+        let last: Vec<f32> = last
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32 logits");
         let mut next = Vec::with_capacity(batch);
         for (row, row_logits) in last.chunks(vocab).enumerate() {
             let token = sample_token(row_logits, options.temperature, options.top_k, rng);
@@ -88,7 +95,10 @@ pub fn sample_token(logits: &[f32], temperature: f32, top_k: usize, rng: &mut St
         order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
         order.truncate(top_k);
     }
-    let max = order.iter().map(|&i| logits[i]).fold(f32::NEG_INFINITY, f32::max);
+    let max = order
+        .iter()
+        .map(|&i| logits[i])
+        .fold(f32::NEG_INFINITY, f32::max);
     let weights: Vec<f64> = order
         .iter()
         .map(|&i| (((logits[i] - max) / temperature) as f64).exp())

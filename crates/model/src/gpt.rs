@@ -28,7 +28,10 @@ pub struct KvCache {
 
 impl Gpt {
     pub fn new(config: &GptConfig, device: &Device) -> Self {
-        assert!(config.vocab_size > 0, "GptConfig.vocab_size must be set from the tokenizer");
+        assert!(
+            config.vocab_size > 0,
+            "GptConfig.vocab_size must be set from the tokenizer"
+        );
         let d = config.d_model;
         Self {
             token_embedding: init::normal([config.vocab_size, d], init::INIT_STD, device),

@@ -16,7 +16,10 @@ fn config() -> GptConfig {
 
 fn ids(values: &[i64], batch: usize) -> Tensor<2, Int> {
     let t = values.len() / batch;
-    Tensor::from_data(TensorData::new(values.to_vec(), [batch, t]), &Device::flex())
+    Tensor::from_data(
+        TensorData::new(values.to_vec(), [batch, t]),
+        &Device::flex(),
+    )
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -24,7 +27,10 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn model() -> Gpt {
@@ -65,7 +71,10 @@ fn head_is_tied_to_the_token_embedding() {
     let mut shapes = Shapes(Vec::new());
     gpt.visit(&mut shapes);
     let vocab_by_d = shapes.0.iter().filter(|s| **s == vec![11, 32]).count();
-    assert_eq!(vocab_by_d, 1, "one [V, d] tensor serves as embedding and head");
+    assert_eq!(
+        vocab_by_d, 1,
+        "one [V, d] tensor serves as embedding and head"
+    );
     // The head really reads that tensor: zeroing the embedding zeroes every logit.
     let mut zeroed = gpt.clone();
     zeroed.token_embedding = Param::from_tensor(Tensor::zeros([11, 32], &Device::flex()));
@@ -116,6 +125,8 @@ fn checkpoint_round_trips_and_rejects_a_truncated_file() {
     let bytes = std::fs::read(&path).unwrap();
     let cut = dir.path().join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let err = checkpoint::load(&cut, &Device::flex()).unwrap_err().to_string();
+    let err = checkpoint::load(&cut, &Device::flex())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cut.safetensors"), "{err}");
 }

@@ -1,1 +1,131 @@
+//! Lesson 03: supervised fine-tuning on word reversal with a prompt-masked loss, and the
+//! lesson's ablation: the same run without the mask, from the same parent, same seed and
+//! steps, with both held-out accuracies side by side.
 
+mod config;
+pub mod examples;
+pub mod supervised;
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::module::Module;
+use data::split::Split;
+use data::tasks::reverse;
+use data::tokenizer::PAD;
+use eval::{evaluate_exact_match, evaluate_reverse, format_row, write_eval, EvalRow};
+use trainer::outputs::{config_hash, save_stage};
+use trainer::parent::load_parent;
+use trainer::{files, Manifest, StageContext};
+
+pub use config::SftConfig;
+use examples::{load_or_generate, tokenize_all};
+use supervised::{train_supervised, SupervisedConfig};
+
+pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&ctx.out_dir)
+        .with_context(|| format!("creating {}", ctx.out_dir.display()))?;
+
+    // Data: the user's JSONL, or the reverse-word task on the train split of the word list.
+    let words = reverse::read_words(&config.words)?;
+    let train = load_or_generate(config.train_file.as_deref(), &ctx.out_dir, || {
+        reverse::examples(&words, Split::Train, config.train.seed)
+    })?;
+    let tokenized = tokenize_all(&train, &ctx.tokenizer, ctx.model.block_size)?;
+    let held_out: Vec<String> = words
+        .iter()
+        .filter(|w| data::split::split_of(w) == Split::HeldOut)
+        .cloned()
+        .collect();
+    let pad = ctx.tokenizer.symbol_id(PAD)?;
+
+    // The run itself, from the parent's final weights.
+    let device = ctx.device.clone().autodiff();
+    let policy = load_parent(ctx, &device)?;
+    let model = train_supervised(
+        policy,
+        &device,
+        &tokenized,
+        pad,
+        &config.train,
+        &ctx.stage,
+        &ctx.out_dir.join(files::METRICS),
+        ctx.quiet,
+    )?;
+    let model = model.valid();
+    let mut rows = evaluate(
+        ctx,
+        config,
+        &model,
+        &held_out,
+        mask_label(config.train.mask_prompt),
+    )?;
+
+    // The ablation: identical but for the mask.
+    if config.ablation {
+        let twin_config = SupervisedConfig {
+            mask_prompt: !config.train.mask_prompt,
+            ..config.train.clone()
+        };
+        let twin_label = mask_label(twin_config.mask_prompt);
+        let twin = train_supervised(
+            load_parent(ctx, &device)?,
+            &device,
+            &tokenized,
+            pad,
+            &twin_config,
+            &format!("sft-{twin_label}"),
+            &ctx.out_dir.join(format!("metrics.{twin_label}.jsonl")),
+            ctx.quiet,
+        )?;
+        rows.extend(evaluate(ctx, config, &twin.valid(), &held_out, twin_label)?);
+    }
+
+    for row in &rows {
+        eprintln!("{}: {}", ctx.stage, format_row(row));
+    }
+    write_eval(&ctx.out_dir.join(files::EVAL), &rows)?;
+    save_stage(
+        ctx,
+        &model,
+        config.train.steps,
+        &config_hash(config),
+        started,
+    )
+}
+
+fn mask_label(mask_prompt: bool) -> &'static str {
+    if mask_prompt {
+        "masked"
+    } else {
+        "unmasked"
+    }
+}
+
+fn evaluate(
+    ctx: &StageContext,
+    config: &SftConfig,
+    model: &model::Gpt,
+    held_out: &[String],
+    label: &str,
+) -> Result<Vec<EvalRow>> {
+    let mut rows = vec![evaluate_reverse(
+        model,
+        &ctx.tokenizer,
+        held_out,
+        label,
+        &ctx.device,
+    )?];
+    if let Some(path) = &config.eval_file {
+        let examples = data::jsonl::read(path)?;
+        rows.push(evaluate_exact_match(
+            model,
+            &ctx.tokenizer,
+            &examples,
+            label,
+            &ctx.device,
+        )?);
+    }
+    Ok(rows)
+}

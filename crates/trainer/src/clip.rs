@@ -74,19 +74,38 @@ mod tests {
     fn clips_the_global_norm_not_each_tensor() {
         let device = Device::flex().autodiff();
         let model = TwoParams {
-            a: Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.0f32, 0.0], [2]), &device)),
-            b: Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.0f32; 2], [1, 2]), &device)),
+            a: Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![0.0f32, 0.0], [2]),
+                &device,
+            )),
+            b: Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![0.0f32; 2], [1, 2]),
+                &device,
+            )),
         };
         // loss = 3·a0 + 4·b00 → gradients a = [3, 0], b = [[4, 0]]: global norm 5.
-        let loss = model.a.val().slice([0..1]).sum().mul_scalar(3.0)
+        let loss = model.a.val().narrow(0, 0, 1).sum().mul_scalar(3.0)
             + model.b.val().slice([0..1, 0..1]).sum().mul_scalar(4.0);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let norm = clip_global_norm(&model, &mut grads, 1.0);
         assert!((norm - 5.0).abs() < 1e-5);
-        let a: Vec<f32> = grads.get::<1>(model.a.id).unwrap().into_data().try_into_vec().unwrap();
-        let b: Vec<f32> = grads.get::<2>(model.b.id).unwrap().into_data().try_into_vec().unwrap();
+        let a: Vec<f32> = grads
+            .get::<1>(model.a.id)
+            .unwrap()
+            .into_data()
+            .try_into_vec()
+            .unwrap();
+        let b: Vec<f32> = grads
+            .get::<2>(model.b.id)
+            .unwrap()
+            .into_data()
+            .try_into_vec()
+            .unwrap();
         // Both scaled by the same 1/5: directions kept, global norm 1.
-        assert!((a[0] - 0.6).abs() < 1e-5 && (b[0] - 0.8).abs() < 1e-5, "{a:?} {b:?}");
+        assert!(
+            (a[0] - 0.6).abs() < 1e-5 && (b[0] - 0.8).abs() < 1e-5,
+            "{a:?} {b:?}"
+        );
         assert!((global_grad_norm(&model, &grads) - 1.0).abs() < 1e-4);
     }
 }

@@ -4,13 +4,18 @@
 //! so the loop stays readable top to bottom in the stage crate.
 
 pub mod clip;
+pub mod context;
+pub mod files;
 pub mod manifest;
 pub mod metrics;
 pub mod optim;
+pub mod outputs;
+pub mod parent;
 pub mod progress;
 pub mod schedule;
 pub mod step;
 
+pub use context::StageContext;
 pub use manifest::Manifest;
 pub use metrics::MetricsSink;
 pub use optim::OptimConfig;

@@ -43,7 +43,8 @@ impl MetricsSink {
 
 /// Reads every row of a `metrics.jsonl` (for tests and the report).
 pub fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())

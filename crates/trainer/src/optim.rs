@@ -43,10 +43,16 @@ impl OptimConfig {
             return Err(format!("{section}.eps must be > 0, got {}", self.eps));
         }
         if self.weight_decay < 0.0 {
-            return Err(format!("{section}.weight_decay must be >= 0, got {}", self.weight_decay));
+            return Err(format!(
+                "{section}.weight_decay must be >= 0, got {}",
+                self.weight_decay
+            ));
         }
         if self.grad_clip < 0.0 {
-            return Err(format!("{section}.grad_clip must be >= 0, got {}", self.grad_clip));
+            return Err(format!(
+                "{section}.grad_clip must be >= 0, got {}",
+                self.grad_clip
+            ));
         }
         Ok(())
     }

@@ -7,8 +7,12 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(stage: &str, total_steps: usize) -> Self {
-        let bar = ProgressBar::new(total_steps as u64);
+    pub fn new(stage: &str, total_steps: usize, hidden: bool) -> Self {
+        let bar = if hidden {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(total_steps as u64)
+        };
         bar.set_style(
             ProgressStyle::with_template(&format!(
                 "{stage:>9} [{{bar:30}}] {{pos}}/{{len}} {{elapsed_precise}}<{{eta}} {{msg}}"

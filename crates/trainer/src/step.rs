@@ -42,7 +42,9 @@ impl OptimizerStep {
     ) -> Result<(M, StepReport)> {
         let loss_value = loss.clone().into_scalar::<f32>();
         if !loss_value.is_finite() {
-            bail!("loss is {loss_value} at step {step}: stopped before the update, weights untouched");
+            bail!(
+                "loss is {loss_value} at step {step}: stopped before the update, weights untouched"
+            );
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let grad_norm = if self.config.grad_clip > 0.0 {

@@ -1,0 +1,182 @@
+//! Task accuracy of any checkpoint by greedy decoding: exact match for word reversal,
+//! the strict verifier for digit sums (per K, per mode), with format failures counted.
+
+mod greedy;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use data::tasks::digit_sum::{held_out_problems, Mode, Verdict};
+use data::tasks::reverse;
+use data::TextTokenizer;
+use model::Gpt;
+use serde::{Deserialize, Serialize};
+
+pub use greedy::greedy_completions;
+
+/// One line of `eval.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRow {
+    /// `reverse` or `digit_sum`.
+    pub task: String,
+    /// Number of digits (digit sums only).
+    pub k: Option<usize>,
+    /// How the answer is written (`direct`, `cot`), or which variant of a stage produced the
+    /// model (`masked`, `unmasked`) for word reversal.
+    pub mode: String,
+    pub n: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+    /// Completions not in the expected format.
+    pub format_failures: usize,
+}
+
+impl EvalRow {
+    fn new(
+        task: &str,
+        k: Option<usize>,
+        mode: &str,
+        n: usize,
+        correct: usize,
+        format_failures: usize,
+    ) -> Self {
+        Self {
+            task: task.to_string(),
+            k,
+            mode: mode.to_string(),
+            n,
+            correct,
+            accuracy: if n == 0 {
+                0.0
+            } else {
+                correct as f64 / n as f64
+            },
+            format_failures,
+        }
+    }
+}
+
+/// Held-out word reversal: exact match of the greedy completion.
+pub fn evaluate_reverse(
+    model: &Gpt,
+    tokenizer: &TextTokenizer,
+    held_out_words: &[String],
+    label: &str,
+    device: &Device,
+) -> Result<EvalRow> {
+    let prompts: Vec<String> = held_out_words.iter().map(|w| reverse::prompt(w)).collect();
+    let outputs = greedy_completions(model, tokenizer, &prompts, device)?;
+    let mut correct = 0;
+    let mut malformed = 0;
+    for (word, out) in held_out_words.iter().zip(&outputs) {
+        if out == &reverse::completion(word) {
+            correct += 1;
+        } else if out.len() != 5 || !out.ends_with('#') {
+            malformed += 1;
+        }
+    }
+    Ok(EvalRow::new(
+        "reverse",
+        None,
+        label,
+        prompts.len(),
+        correct,
+        malformed,
+    ))
+}
+
+/// Held-out digit sums for each K, answers read by the strict verifier of `mode`.
+pub fn evaluate_digit_sum(
+    model: &Gpt,
+    tokenizer: &TextTokenizer,
+    mode: Mode,
+    ks: &[usize],
+    n_per_k: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<EvalRow>> {
+    let mut rows = Vec::new();
+    for &k in ks {
+        let problems = held_out_problems(k, n_per_k, seed);
+        let prompts: Vec<String> = problems.iter().map(|p| p.prompt()).collect();
+        let outputs = greedy_completions(model, tokenizer, &prompts, device)?;
+        let mut correct = 0;
+        let mut malformed = 0;
+        for (problem, out) in problems.iter().zip(&outputs) {
+            match problem.verify(mode, out) {
+                Verdict::Correct => correct += 1,
+                Verdict::Malformed => malformed += 1,
+                Verdict::Wrong => {}
+            }
+        }
+        rows.push(EvalRow::new(
+            "digit_sum",
+            Some(k),
+            mode.name(),
+            problems.len(),
+            correct,
+            malformed,
+        ));
+    }
+    Ok(rows)
+}
+
+/// Writes `eval.json` (a JSON array of rows), atomically.
+pub fn write_eval(path: &Path, rows: &[EvalRow]) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(rows)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+}
+
+pub fn read_eval(path: &Path) -> Result<Vec<EvalRow>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid eval.json", path.display()))
+}
+
+/// A one-line summary per row, for logs and the terminal.
+pub fn format_row(row: &EvalRow) -> String {
+    let k = row.k.map(|k| format!(" K={k}")).unwrap_or_default();
+    format!(
+        "{}{} [{}]: {}/{} = {:.1}% ({} malformed)",
+        row.task,
+        k,
+        row.mode,
+        row.correct,
+        row.n,
+        100.0 * row.accuracy,
+        row.format_failures
+    )
+}
+
+/// Exact match of greedy completions against the examples' completions (any JSONL task).
+pub fn evaluate_exact_match(
+    model: &Gpt,
+    tokenizer: &TextTokenizer,
+    examples: &[data::tasks::Example],
+    label: &str,
+    device: &Device,
+) -> Result<EvalRow> {
+    let prompts: Vec<String> = examples.iter().map(|e| e.prompt.clone()).collect();
+    let outputs = greedy_completions(model, tokenizer, &prompts, device)?;
+    let correct = examples
+        .iter()
+        .zip(&outputs)
+        .filter(|(e, out)| &e.completion == *out)
+        .count();
+    let malformed = outputs
+        .iter()
+        .filter(|out| !out.ends_with(data::tokenizer::END))
+        .count();
+    Ok(EvalRow::new(
+        "exact_match",
+        None,
+        label,
+        examples.len(),
+        correct,
+        malformed,
+    ))
+}

@@ -1,0 +1,44 @@
+use anyhow::{bail, Context, Result};
+use burn::tensor::Device;
+use model::{checkpoint, Gpt};
+
+use crate::{files, Manifest, StageContext};
+
+/// Loads the parent stage's final checkpoint onto `device` (autodiff for a policy, plain for
+/// a frozen reference), after checking it belongs to this chain: same tokenizer, same shape.
+pub fn load_parent(ctx: &StageContext, device: &Device) -> Result<Gpt> {
+    let Some(dir) = &ctx.parent_dir else {
+        bail!(
+            "stage {} needs a parent checkpoint and none was given",
+            ctx.stage
+        );
+    };
+    let manifest_path = dir.join(files::MANIFEST);
+    if !manifest_path.is_file() {
+        bail!(
+            "parent {} has no {}: run its stage first (or pass --from a finished stage folder)",
+            dir.display(),
+            files::MANIFEST
+        );
+    }
+    let manifest = Manifest::load(&manifest_path)?;
+    if manifest.tokenizer_hash != ctx.tokenizer.hash() {
+        bail!(
+            "parent {} was trained with tokenizer {} but this run's tokenizer is {}",
+            dir.display(),
+            &manifest.tokenizer_hash[..12],
+            &ctx.tokenizer.hash()[..12]
+        );
+    }
+    let path = dir.join(files::CHECKPOINT);
+    let (model, shape) = checkpoint::load(&path, device)
+        .with_context(|| format!("loading parent of {}", ctx.stage))?;
+    if shape != ctx.model {
+        bail!(
+            "parent {} has model shape {shape:?}, this run expects {:?}",
+            path.display(),
+            ctx.model
+        );
+    }
+    Ok(model)
+}

@@ -1,0 +1,163 @@
+//! pretrain → sft → cot-sft on the tiny config: each stage starts from its parent's final
+//! weights, and each writes the evaluation its lesson asks for.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn losses(path: &Path) -> Vec<f64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn rows_with<'a>(eval: &'a Value, task: &str, mode: &str) -> Vec<&'a Value> {
+    eval.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["task"] == task && r["mode"] == mode)
+        .collect()
+}
+
+#[test]
+fn three_stage_chain_links_each_stage_to_its_parent() {
+    let runs = tempfile::tempdir().unwrap();
+    let out = run(xtask()
+        .args(["pipeline", "--run", "c", "--quiet", "--config"])
+        .arg(tiny_config())
+        .arg("--runs-dir")
+        .arg(runs.path()));
+    assert_ok(&out);
+    let run_dir = runs.path().join("c");
+
+    for (stage, parent) in [("sft", "pretrain"), ("cot-sft", "sft")] {
+        let manifest = json(&run_dir.join(stage).join("manifest.json"));
+        let parent_manifest = json(&run_dir.join(parent).join("manifest.json"));
+        assert_eq!(
+            manifest["parent_checkpoint_hash"], parent_manifest["checkpoint_hash"],
+            "{stage} starts from {parent}'s final checkpoint"
+        );
+        assert_ne!(
+            manifest["checkpoint_hash"], parent_manifest["checkpoint_hash"],
+            "{stage} trained"
+        );
+        assert_eq!(
+            manifest["tokenizer_hash"],
+            parent_manifest["tokenizer_hash"]
+        );
+        let l = losses(&run_dir.join(stage).join("metrics.jsonl"));
+        assert!(l.last() < l.first(), "{stage} loss went down: {l:?}");
+    }
+
+    // SFT: the ablation pair, on the held-out words.
+    let sft = json(&run_dir.join("sft/eval.json"));
+    for mode in ["masked", "unmasked"] {
+        let rows = rows_with(&sft, "reverse", mode);
+        assert_eq!(rows.len(), 1, "one {mode} row");
+        assert!(rows[0]["n"].as_u64().unwrap() > 100);
+    }
+
+    // CoT-SFT: per K, both formats, plus the old skill.
+    let cot = json(&run_dir.join("cot-sft/eval.json"));
+    for mode in ["cot", "direct"] {
+        let ks: Vec<u64> = rows_with(&cot, "digit_sum", mode)
+            .iter()
+            .map(|r| r["k"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ks, vec![2, 3], "{mode}");
+    }
+    assert_eq!(rows_with(&cot, "reverse", "after-cot").len(), 1);
+
+    // The training sets are written out in TRL's shape.
+    let first = std::fs::read_to_string(run_dir.join("cot-sft/train.jsonl")).unwrap();
+    let row: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert!(row["prompt"].as_str().unwrap().ends_with('='));
+    assert!(row["completion"].as_str().unwrap().starts_with('{'));
+
+    // Any stage runs alone from an explicit parent folder, into another run.
+    let out = run(xtask()
+        .args(["stage", "cot-sft", "--run", "other", "--quiet", "--config"])
+        .arg(tiny_config())
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .arg("--from")
+        .arg(run_dir.join("sft")));
+    assert_ok(&out);
+    let manifest = json(&runs.path().join("other/cot-sft/manifest.json"));
+    assert_eq!(
+        manifest["parent_checkpoint_hash"],
+        json(&run_dir.join("sft/manifest.json"))["checkpoint_hash"]
+    );
+
+    // `eval` scores any checkpoint and writes eval.json beside it.
+    let out = run(xtask()
+        .args(["eval", "--ks", "2", "--per-k", "3", "--words"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/words4.txt"))
+        .arg("--from")
+        .arg(run_dir.join("pretrain")));
+    assert_ok(&out);
+    let eval = json(&run_dir.join("pretrain/eval.json"));
+    assert_eq!(rows_with(&eval, "digit_sum", "cot").len(), 1);
+}
+
+#[test]
+fn a_stage_without_its_parent_says_which_is_missing() {
+    let runs = tempfile::tempdir().unwrap();
+    let out = run(xtask()
+        .args(["stage", "sft", "--run", "lonely", "--quiet", "--config"])
+        .arg(tiny_config())
+        .arg("--runs-dir")
+        .arg(runs.path()));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("lonely/pretrain") && err.contains("manifest.json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_training_jsonl_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mine.jsonl");
+    std::fs::write(
+        &data,
+        "{\"prompt\": \"<abcd>\", \"completion\": \"dcba#\"}\n{\"prompt\": \"<efgh>\"\n",
+    )
+    .unwrap();
+    let config = tiny_config_text().replace(
+        "ablation = true",
+        &format!(
+            "ablation = true\ntrain_file = {:?}",
+            data.display().to_string()
+        ),
+    );
+    let config_path = dir.path().join("c.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let runs = dir.path().join("runs");
+    assert_ok(&run(xtask()
+        .args(["stage", "pretrain", "--run", "j", "--quiet", "--config"])
+        .arg(&config_path)
+        .arg("--runs-dir")
+        .arg(&runs)));
+    let out = run(xtask()
+        .args(["stage", "sft", "--run", "j", "--quiet", "--config"])
+        .arg(&config_path)
+        .arg("--runs-dir")
+        .arg(&runs));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("mine.jsonl:2"), "{}", stderr(&out));
+}

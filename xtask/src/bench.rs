@@ -1,0 +1,129 @@
+//! Throughput of the lesson model: a benchmark, not a test. Prints tokens/s for a training
+//! step (forward, backward, clip, AdamW) and for a forward pass alone.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use clap::Args;
+use model::{DeviceChoice, Gpt, GptConfig};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use trainer::{LrSchedule, OptimConfig, OptimizerStep};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "flex")]
+    device: DeviceChoice,
+    /// Timed steps (after warmup).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long, default_value_t = 64)]
+    seq_len: usize,
+    #[arg(long, default_value_t = 128)]
+    d_model: usize,
+    #[arg(long, default_value_t = 4)]
+    n_layers: usize,
+    #[arg(long, default_value_t = 4)]
+    n_heads: usize,
+    /// The lessons' character vocabulary size.
+    #[arg(long, default_value_t = 65)]
+    vocab: usize,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let device = args.device.device().map_err(anyhow::Error::msg)?;
+    let config = GptConfig {
+        vocab_size: args.vocab,
+        block_size: args.seq_len,
+        d_model: args.d_model,
+        n_layers: args.n_layers,
+        n_heads: args.n_heads,
+    };
+    let tokens = (args.batch * args.seq_len) as f64;
+    let mut rng = StdRng::seed_from_u64(0);
+    let batch = random_batch(args, &mut rng, &device);
+
+    // Training: forward + backward + global clip + AdamW.
+    let ad = device.clone().autodiff();
+    ad.seed(0);
+    let mut model = Gpt::new(&config, &ad);
+    let optim = OptimConfig {
+        lr: 3e-4,
+        betas: [0.9, 0.95],
+        eps: 1e-8,
+        weight_decay: 0.1,
+        grad_clip: 1.0,
+    };
+    let mut step = OptimizerStep::new(&optim, &LrSchedule::Constant, args.warmup + args.steps);
+    let ad_batch = random_batch(args, &mut rng, &ad);
+    let mut train_time = 0.0;
+    for i in 0..args.warmup + args.steps {
+        let start = Instant::now();
+        let loss = logprob::cross_entropy(model.forward(ad_batch.clone()), ad_batch.clone());
+        model = step.apply(model, loss, i)?.0;
+        if i >= args.warmup {
+            train_time += start.elapsed().as_secs_f64();
+        }
+    }
+
+    // Forward only, off the autodiff graph.
+    let frozen = model.valid();
+    let mut forward_time = 0.0;
+    for i in 0..args.warmup + args.steps {
+        let start = Instant::now();
+        let logits = frozen.forward(batch.clone());
+        let _ = logits.sum().into_scalar::<f32>(); // wait for the result
+        if i >= args.warmup {
+            forward_time += start.elapsed().as_secs_f64();
+        }
+    }
+
+    let n = args.steps as f64;
+    println!(
+        "device {} | d {} L {} h {} V {} | B {} T {} | {} params | rayon threads {}",
+        args.device,
+        args.d_model,
+        args.n_layers,
+        args.n_heads,
+        args.vocab,
+        args.batch,
+        args.seq_len,
+        config.num_params(),
+        rayon_threads()
+    );
+    println!("{:<14} {:>10} {:>12}", "", "ms/step", "tokens/s");
+    println!(
+        "{:<14} {:>10.1} {:>12.0}",
+        "train step",
+        1e3 * train_time / n,
+        tokens * n / train_time
+    );
+    println!(
+        "{:<14} {:>10.1} {:>12.0}",
+        "forward only",
+        1e3 * forward_time / n,
+        tokens * n / forward_time
+    );
+    Ok(())
+}
+
+fn random_batch(args: &BenchArgs, rng: &mut StdRng, device: &Device) -> Tensor<2, Int> {
+    let ids: Vec<i64> = (0..args.batch * args.seq_len)
+        .map(|_| rng.random_range(0..args.vocab as i64))
+        .collect();
+    Tensor::from_data(TensorData::new(ids, [args.batch, args.seq_len]), device)
+}
+
+fn rayon_threads() -> String {
+    std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
+        std::thread::available_parallelism()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into())
+    })
+}

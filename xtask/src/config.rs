@@ -1,0 +1,104 @@
+//! `pipeline.toml`: every stage's settings. Unknown keys and out-of-range values are errors
+//! that name the key (and, for TOML errors, the line).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use cot_sft::CotSftConfig;
+use data::TokenizerConfig;
+use model::GptConfig;
+use pretrain::PretrainConfig;
+use serde::{Deserialize, Serialize};
+use sft::SftConfig;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub model: GptConfig,
+    #[serde(default)]
+    pub tokenizer: TokenizerConfig,
+    pub pretrain: PretrainConfig,
+    pub sft: SftConfig,
+    #[serde(rename = "cot-sft")]
+    pub cot_sft: CotSftConfig,
+}
+
+impl PipelineConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut config: PipelineConfig =
+            toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.pretrain.corpus = resolve(base, &config.pretrain.corpus);
+        config.sft.words = resolve(base, &config.sft.words);
+        config.sft.train_file = config.sft.train_file.map(|p| resolve(base, &p));
+        config.sft.eval_file = config.sft.eval_file.map(|p| resolve(base, &p));
+        config.cot_sft.words = resolve(base, &config.cot_sft.words);
+        config.cot_sft.train_file = config.cot_sft.train_file.map(|p| resolve(base, &p));
+        config
+            .validate()
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.model.vocab_size != 0 {
+            return Err(
+                "model.vocab_size is set by the tokenizer; remove it from the config".into(),
+            );
+        }
+        self.model.validate()?;
+        if self.tokenizer.vocab_size < 64 {
+            return Err(format!(
+                "tokenizer.vocab_size must be >= 64, got {}",
+                self.tokenizer.vocab_size
+            ));
+        }
+        self.pretrain.validate(self.model.block_size)?;
+        self.sft.validate()?;
+        self.cot_sft.validate()
+    }
+}
+
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+/// The stages of the chain, in order, each with the stage it starts from.
+pub const STAGES: [(&str, Option<&str>); 5] = [
+    ("pretrain", None),
+    ("sft", Some("pretrain")),
+    ("cot-sft", Some("sft")),
+    ("dpo", Some("cot-sft")),
+    ("rlvr", Some("dpo")),
+];
+
+/// Stages that can run today; the others are named in `STAGES` but refuse to pretend.
+pub const IMPLEMENTED: [&str; 3] = ["pretrain", "sft", "cot-sft"];
+
+pub fn check_stage_name(name: &str) -> Result<()> {
+    if !STAGES.iter().any(|(s, _)| *s == name) {
+        let names: Vec<&str> = STAGES.iter().map(|(s, _)| *s).collect();
+        bail!("unknown stage `{name}` (stages: {})", names.join(", "));
+    }
+    if !IMPLEMENTED.contains(&name) {
+        bail!(
+            "stage `{name}` is not implemented yet (implemented: {})",
+            IMPLEMENTED.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The stage a stage starts from by default.
+pub fn parent_of(stage: &str) -> Option<&'static str> {
+    STAGES
+        .iter()
+        .find(|(s, _)| *s == stage)
+        .and_then(|(_, p)| *p)
+}

@@ -1,0 +1,53 @@
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use data::split::{split_of, Split};
+use data::tasks::digit_sum::Mode;
+use data::tasks::reverse;
+use eval::{evaluate_digit_sum, evaluate_reverse, format_row, write_eval};
+use model::{checkpoint, DeviceChoice};
+use trainer::files;
+
+use crate::run::load_stage_tokenizer;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A stage folder, e.g. runs/default/cot-sft.
+    #[arg(long)]
+    from: PathBuf,
+    #[arg(long, default_value = "data/words4.txt")]
+    words: PathBuf,
+    /// Digit counts to evaluate.
+    #[arg(long, value_delimiter = ',', default_value = "2,3,4,5,6")]
+    ks: Vec<usize>,
+    #[arg(long, default_value_t = 200)]
+    per_k: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value = "flex")]
+    device: DeviceChoice,
+}
+
+/// Reverse-word accuracy and digit-sum accuracy per K in both formats, into `FROM/eval.json`.
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let device = args.device.device().map_err(anyhow::Error::msg)?;
+    let tokenizer = load_stage_tokenizer(&args.from)?;
+    let (model, _) = checkpoint::load(&args.from.join(files::CHECKPOINT), &device)?;
+    let held_out: Vec<String> = reverse::read_words(&args.words)?
+        .into_iter()
+        .filter(|w| split_of(w) == Split::HeldOut)
+        .collect();
+    let mut rows = vec![evaluate_reverse(
+        &model, &tokenizer, &held_out, "greedy", &device,
+    )?];
+    for mode in [Mode::Cot, Mode::Direct] {
+        rows.extend(evaluate_digit_sum(
+            &model, &tokenizer, mode, &args.ks, args.per_k, args.seed, &device,
+        )?);
+    }
+    for row in &rows {
+        println!("{}", format_row(row));
+    }
+    write_eval(&args.from.join(files::EVAL), &rows)
+}

@@ -1,0 +1,96 @@
+//! A run folder, `runs/NAME/`: the chain's tokenizer, then one folder per stage.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use data::corpus::read_text;
+use data::tasks::digit_sum::{train_problems, Mode};
+use data::tasks::reverse;
+use data::tokenizer::TASK_ALPHABET;
+use data::TextTokenizer;
+use model::DeviceChoice;
+use trainer::{files, StageContext};
+
+use crate::config::PipelineConfig;
+
+pub struct Run {
+    pub dir: PathBuf,
+    pub config: PipelineConfig,
+    pub device: DeviceChoice,
+    pub quiet: bool,
+}
+
+impl Run {
+    pub fn stage_dir(&self, stage: &str) -> PathBuf {
+        self.dir.join(stage)
+    }
+
+    /// The run's one vocabulary: loaded if this run already has it, else trained on the union
+    /// of every stage's text and saved. A run never silently switches tokenizers.
+    pub fn tokenizer(&self) -> Result<TextTokenizer> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let path = self.dir.join(files::TOKENIZER);
+        let settings_path = self.dir.join("tokenizer.config.json");
+        let settings = serde_json::to_string(&self.config.tokenizer)?;
+        if path.exists() {
+            let saved = std::fs::read_to_string(&settings_path).unwrap_or_default();
+            if saved != settings {
+                bail!(
+                    "run {} was tokenized with {saved}, the config asks for {settings}: \
+                     use a new --run name (one vocabulary per chain)",
+                    self.dir.display()
+                );
+            }
+            return TextTokenizer::load(&path);
+        }
+        let texts = self.tokenizer_texts()?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let tokenizer = TextTokenizer::train(&self.config.tokenizer, &refs)?;
+        tokenizer.save(&path)?;
+        std::fs::write(&settings_path, settings)?;
+        Ok(tokenizer)
+    }
+
+    /// Every stage's text: the pretraining corpus, every reverse-word example, a sample of
+    /// digit sums written both ways, and the task alphabet.
+    fn tokenizer_texts(&self) -> Result<Vec<String>> {
+        let mut texts = vec![
+            read_text(&self.config.pretrain.corpus)?,
+            TASK_ALPHABET.to_string(),
+        ];
+        for word in reverse::read_words(&self.config.sft.words)? {
+            let e = reverse::example(&word);
+            texts.push(e.prompt + &e.completion);
+        }
+        for problem in train_problems(&self.config.cot_sft.ks, 2000, 0) {
+            texts.push(problem.prompt() + &problem.completion(Mode::Cot));
+            texts.push(problem.prompt() + &problem.completion(Mode::Direct));
+        }
+        Ok(texts)
+    }
+
+    pub fn context(
+        &self,
+        stage: &str,
+        tokenizer: TextTokenizer,
+        parent_dir: Option<PathBuf>,
+    ) -> Result<StageContext> {
+        let mut model = self.config.model.clone();
+        model.vocab_size = tokenizer.vocab_size();
+        Ok(StageContext {
+            stage: stage.to_string(),
+            out_dir: self.stage_dir(stage),
+            device: self.device.device().map_err(anyhow::Error::msg)?,
+            device_name: self.device.to_string(),
+            tokenizer,
+            model,
+            parent_dir,
+            quiet: self.quiet,
+        })
+    }
+}
+
+pub fn load_stage_tokenizer(stage_dir: &Path) -> Result<TextTokenizer> {
+    TextTokenizer::load(&stage_dir.join(files::TOKENIZER))
+}
