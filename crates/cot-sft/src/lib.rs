@@ -12,9 +12,10 @@ use data::tasks::digit_sum::{train_problems, Mode};
 use data::tasks::reverse;
 use data::tokenizer::PAD;
 use eval::{evaluate_digit_sum, evaluate_reverse, format_row, write_eval};
+use model::Gpt;
 use serde::{Deserialize, Serialize};
 use sft::examples::{load_or_generate, tokenize_all};
-use sft::supervised::{train_supervised, SupervisedConfig};
+use sft::supervised::{SupervisedConfig, SupervisedRun};
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
 use trainer::{files, Manifest, StageContext};
@@ -70,67 +71,81 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
     let cot = tokenize_all(&cot, &ctx.tokenizer, ctx.model.block_size)?;
     let pad = ctx.tokenizer.symbol_id(PAD)?;
     let device = ctx.device.clone().autodiff();
+    #[allow(unused_assignments)]
+    let mut direct_examples = Vec::new();
 
-    // CoT: this stage's checkpoint.
-    let model = train_supervised(
-        load_parent(ctx, &device)?,
-        &device,
-        &cot,
-        pad,
-        &config.train,
-        &ctx.stage,
-        &ctx.out_dir.join(files::METRICS),
-        ctx.quiet,
-    )?
-    .valid();
-    let mut rows = evaluate_digit_sum(
-        &model,
-        &ctx.tokenizer,
-        Mode::Cot,
-        &config.ks,
-        config.eval_per_k,
-        config.eval_seed,
-        &ctx.device,
-    )?;
     let words = reverse::read_words(&config.words)?;
     let held_out: Vec<String> = words
         .into_iter()
         .filter(|w| split_of(w) == Split::HeldOut)
         .collect();
-    rows.push(evaluate_reverse(
-        &model,
-        &ctx.tokenizer,
-        &held_out,
-        "after-cot",
-        &ctx.device,
-    )?);
 
-    // Direct twin: same parent, same problems, same budget, answers without the trace.
-    if config.direct_twin {
-        let direct: Vec<_> = problems.iter().map(|p| p.example(Mode::Direct)).collect();
-        data::jsonl::write(&ctx.out_dir.join("train.direct.jsonl"), &direct)?;
-        let direct = tokenize_all(&direct, &ctx.tokenizer, ctx.model.block_size)?;
-        let twin = train_supervised(
-            load_parent(ctx, &device)?,
-            &device,
-            &direct,
-            pad,
-            &config.train,
-            "cot-sft-direct",
-            &ctx.out_dir.join("metrics.direct.jsonl"),
-            ctx.quiet,
-        )?
-        .valid();
+    // CoT: this stage's checkpoint. Then the direct twin: same parent, same problems, same
+    // budget, answers without the trace.
+    let mut rows = Vec::new();
+    let mut final_model = None;
+    let modes = std::iter::once(Mode::Cot).chain(config.direct_twin.then_some(Mode::Direct));
+    for mode in modes {
+        let (examples, metrics_path, label) = match mode {
+            Mode::Cot => (&cot, ctx.out_dir.join(files::METRICS), ctx.stage.clone()),
+            Mode::Direct => {
+                let direct: Vec<_> = problems.iter().map(|p| p.example(Mode::Direct)).collect();
+                data::jsonl::write(&ctx.out_dir.join("train.direct.jsonl"), &direct)?;
+                direct_examples = tokenize_all(&direct, &ctx.tokenizer, ctx.model.block_size)?;
+                (
+                    &direct_examples,
+                    ctx.out_dir.join("metrics.direct.jsonl"),
+                    "cot-sft-direct".to_string(),
+                )
+            }
+        };
+        let run = SupervisedRun {
+            examples,
+            pad_id: pad,
+            config: &config.train,
+            label: &label,
+            metrics_path: &metrics_path,
+            quiet: ctx.quiet,
+        };
+        let mut per_k_accuracy = |model: &Gpt| {
+            let rows = evaluate_digit_sum(
+                model,
+                &ctx.tokenizer,
+                mode,
+                &config.ks,
+                config.eval_per_k,
+                config.eval_seed,
+                &ctx.device,
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| (format!("eval/accuracy_k{}", r.k.unwrap_or(0)), r.accuracy))
+                .collect())
+        };
+        let model = run
+            .train(load_parent(ctx, &device)?, &device, &mut per_k_accuracy)?
+            .valid();
         rows.extend(evaluate_digit_sum(
-            &twin,
+            &model,
             &ctx.tokenizer,
-            Mode::Direct,
+            mode,
             &config.ks,
             config.eval_per_k,
             config.eval_seed,
             &ctx.device,
         )?);
+        if mode == Mode::Cot {
+            rows.push(evaluate_reverse(
+                &model,
+                &ctx.tokenizer,
+                &held_out,
+                "after-cot",
+                &ctx.device,
+            )?);
+            final_model = Some(model);
+        }
     }
+    let model = final_model.expect("the CoT run always runs");
 
     for row in &rows {
         eprintln!("{}: {}", ctx.stage, format_row(row));

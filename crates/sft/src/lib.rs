@@ -20,7 +20,8 @@ use trainer::{files, Manifest, StageContext};
 
 pub use config::SftConfig;
 use examples::{load_or_generate, tokenize_all};
-use supervised::{train_supervised, SupervisedConfig};
+use model::Gpt;
+use supervised::{SupervisedConfig, SupervisedRun};
 
 pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
     let started = Instant::now();
@@ -40,47 +41,45 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
         .collect();
     let pad = ctx.tokenizer.symbol_id(PAD)?;
 
-    // The run itself, from the parent's final weights.
+    // The run itself, from the parent's final weights, and the ablation: identical but for the mask.
     let device = ctx.device.clone().autodiff();
-    let policy = load_parent(ctx, &device)?;
-    let model = train_supervised(
-        policy,
-        &device,
-        &tokenized,
-        pad,
-        &config.train,
-        &ctx.stage,
-        &ctx.out_dir.join(files::METRICS),
-        ctx.quiet,
-    )?;
-    let model = model.valid();
-    let mut rows = evaluate(
-        ctx,
-        config,
-        &model,
-        &held_out,
-        mask_label(config.train.mask_prompt),
-    )?;
-
-    // The ablation: identical but for the mask.
-    if config.ablation {
-        let twin_config = SupervisedConfig {
-            mask_prompt: !config.train.mask_prompt,
+    let mut rows = Vec::new();
+    let mut final_model = None;
+    let variants = std::iter::once(config.train.mask_prompt)
+        .chain(config.ablation.then_some(!config.train.mask_prompt));
+    for mask_prompt in variants {
+        let label = mask_label(mask_prompt);
+        let train_config = SupervisedConfig {
+            mask_prompt,
             ..config.train.clone()
         };
-        let twin_label = mask_label(twin_config.mask_prompt);
-        let twin = train_supervised(
-            load_parent(ctx, &device)?,
-            &device,
-            &tokenized,
-            pad,
-            &twin_config,
-            &format!("sft-{twin_label}"),
-            &ctx.out_dir.join(format!("metrics.{twin_label}.jsonl")),
-            ctx.quiet,
-        )?;
-        rows.extend(evaluate(ctx, config, &twin.valid(), &held_out, twin_label)?);
+        let is_main = mask_prompt == config.train.mask_prompt;
+        let metrics_path = if is_main {
+            ctx.out_dir.join(files::METRICS)
+        } else {
+            ctx.out_dir.join(format!("metrics.{label}.jsonl"))
+        };
+        let run = SupervisedRun {
+            examples: &tokenized,
+            pad_id: pad,
+            config: &train_config,
+            label: if is_main { &ctx.stage } else { label },
+            metrics_path: &metrics_path,
+            quiet: ctx.quiet,
+        };
+        let mut held_out_accuracy = |model: &Gpt| {
+            let row = evaluate_reverse(model, &ctx.tokenizer, &held_out, label, &ctx.device)?;
+            Ok(vec![("eval/accuracy".to_string(), row.accuracy)])
+        };
+        let model = run
+            .train(load_parent(ctx, &device)?, &device, &mut held_out_accuracy)?
+            .valid();
+        rows.extend(evaluate(ctx, config, &model, &held_out, label)?);
+        if is_main {
+            final_model = Some(model);
+        }
     }
+    let model = final_model.expect("the main run always runs");
 
     for row in &rows {
         eprintln!("{}: {}", ctx.stage, format_row(row));

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
+use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use data::batch::{PaddedBatch, TokenizedExample};
 use model::Gpt;
@@ -24,6 +25,10 @@ pub struct SupervisedConfig {
     /// Loss on completion tokens only (the `-100` convention). `false` is the ablation.
     pub mask_prompt: bool,
     pub log_every: usize,
+    /// Held-out evaluation every this many steps (logged as `eval/*` in metrics.jsonl);
+    /// 0 = only after training.
+    #[serde(default)]
+    pub eval_every: usize,
     pub optimizer: OptimConfig,
     #[serde(default)]
     pub schedule: LrSchedule,
@@ -44,56 +49,74 @@ impl SupervisedConfig {
     }
 }
 
-/// Trains `model` (on an autodiff device) on `examples` and returns it. Metrics rows go to
-/// `metrics_path`, one every `log_every` steps.
-pub fn train_supervised(
-    mut model: Gpt,
-    device: &Device,
-    examples: &[TokenizedExample],
-    pad_id: u32,
-    config: &SupervisedConfig,
-    label: &str,
-    metrics_path: &Path,
-    quiet: bool,
-) -> Result<Gpt> {
-    let mut optimizer = OptimizerStep::new(&config.optimizer, &config.schedule, config.steps);
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut metrics = MetricsSink::create(metrics_path)?;
-    let progress = Progress::new(label, config.steps, quiet);
-    let mut window_start = Instant::now();
-    let mut window_tokens = 0usize;
+/// Measures a model mid-training: `(metric name, value)` pairs for the metrics row.
+pub type Evaluator<'a> = dyn FnMut(&Gpt) -> Result<Vec<(String, f64)>> + 'a;
 
-    for step in 0..config.steps {
-        let picked: Vec<&TokenizedExample> = (0..config.batch_size)
-            .map(|_| &examples[rng.random_range(0..examples.len())])
-            .collect();
-        let batch = PaddedBatch::new(&picked, pad_id, config.mask_prompt);
-        let (tokens, mask) = to_tensors(&batch, device);
-        let loss = logprob::masked_cross_entropy(model.forward(tokens.clone()), tokens, mask)?;
-        let (updated, report) = optimizer.apply(model, loss, step)?;
-        model = updated;
-        window_tokens += batch.rows * batch.width;
+/// One supervised run: what to train on and where its metrics go.
+pub struct SupervisedRun<'a> {
+    pub examples: &'a [TokenizedExample],
+    pub pad_id: u32,
+    pub config: &'a SupervisedConfig,
+    /// Progress-bar label.
+    pub label: &'a str,
+    pub metrics_path: &'a Path,
+    pub quiet: bool,
+}
 
-        let done = step + 1;
-        if done % config.log_every == 0 || done == config.steps {
-            let tokens_per_s = window_tokens as f64 / window_start.elapsed().as_secs_f64();
-            metrics.log(&[
-                ("step", json!(done)),
-                ("loss", json!(report.loss)),
-                ("lr", json!(report.lr)),
-                ("grad_norm", json!(report.grad_norm)),
-                ("tokens_per_s", json!(tokens_per_s)),
-            ])?;
-            progress.update(
-                done,
-                format!("loss {:.4} | {:.0} tok/s", report.loss, tokens_per_s),
-            );
-            window_start = Instant::now();
-            window_tokens = 0;
+impl SupervisedRun<'_> {
+    /// Trains `model` (on the autodiff `device`) and returns it. A metrics row every
+    /// `log_every` steps; every `eval_every` steps `evaluate` adds its numbers to the row.
+    pub fn train(&self, mut model: Gpt, device: &Device, evaluate: &mut Evaluator) -> Result<Gpt> {
+        let config = self.config;
+        let mut optimizer = OptimizerStep::new(&config.optimizer, &config.schedule, config.steps);
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let mut metrics = MetricsSink::create(self.metrics_path)?;
+        let progress = Progress::new(self.label, config.steps, self.quiet);
+        let mut window_start = Instant::now();
+        let mut window_tokens = 0usize;
+
+        for step in 0..config.steps {
+            let picked: Vec<&TokenizedExample> = (0..config.batch_size)
+                .map(|_| &self.examples[rng.random_range(0..self.examples.len())])
+                .collect();
+            let batch = PaddedBatch::new(&picked, self.pad_id, config.mask_prompt);
+            let (tokens, mask) = to_tensors(&batch, device);
+            let loss = logprob::masked_cross_entropy(model.forward(tokens.clone()), tokens, mask)?;
+            let (updated, report) = optimizer.apply(model, loss, step)?;
+            model = updated;
+            window_tokens += batch.rows * batch.width;
+
+            let done = step + 1;
+            let evaluate_now = config.eval_every > 0 && done % config.eval_every == 0;
+            if done % config.log_every == 0 || done == config.steps || evaluate_now {
+                let tokens_per_s = window_tokens as f64 / window_start.elapsed().as_secs_f64();
+                let mut row = vec![
+                    ("step".to_string(), json!(done)),
+                    ("loss".to_string(), json!(report.loss)),
+                    ("lr".to_string(), json!(report.lr)),
+                    ("grad_norm".to_string(), json!(report.grad_norm)),
+                    ("tokens_per_s".to_string(), json!(tokens_per_s)),
+                ];
+                if evaluate_now {
+                    for (name, value) in evaluate(&model.valid())? {
+                        progress.println(format!("{} step {done}: {name} {value:.3}", self.label));
+                        row.push((name, json!(value)));
+                    }
+                }
+                let row: Vec<(&str, serde_json::Value)> =
+                    row.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                metrics.log(&row)?;
+                progress.update(
+                    done,
+                    format!("loss {:.4} | {:.0} tok/s", report.loss, tokens_per_s),
+                );
+                window_start = Instant::now();
+                window_tokens = 0;
+            }
         }
+        progress.finish();
+        Ok(model)
     }
-    progress.finish();
-    Ok(model)
 }
 
 pub fn to_tensors(batch: &PaddedBatch, device: &Device) -> (Tensor<2, Int>, Tensor<2>) {
