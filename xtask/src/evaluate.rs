@@ -2,7 +2,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use data::split::{split_of, Split};
 use data::tasks::digit_sum::Mode;
 use data::tasks::reverse;
 use eval::{evaluate_digit_sum, evaluate_reverse, format_row, write_eval};
@@ -34,10 +33,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let device = args.device.device().map_err(anyhow::Error::msg)?;
     let tokenizer = load_stage_tokenizer(&args.from)?;
     let (model, _) = checkpoint::load(&args.from.join(files::CHECKPOINT), &device)?;
-    let held_out: Vec<String> = reverse::read_words(&args.words)?
-        .into_iter()
-        .filter(|w| split_of(w) == Split::HeldOut)
-        .collect();
+    let held_out = reverse::held_out_words(&reverse::read_words(&args.words)?);
     let mut rows = vec![evaluate_reverse(
         &model, &tokenizer, &held_out, "greedy", &device,
     )?];

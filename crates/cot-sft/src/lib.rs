@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::module::Module;
-use data::split::{split_of, Split};
 use data::tasks::digit_sum::{train_problems, Mode};
 use data::tasks::reverse;
 use data::tokenizer::PAD;
@@ -74,11 +73,7 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
     #[allow(unused_assignments)]
     let mut direct_examples = Vec::new();
 
-    let words = reverse::read_words(&config.words)?;
-    let held_out: Vec<String> = words
-        .into_iter()
-        .filter(|w| split_of(w) == Split::HeldOut)
-        .collect();
+    let held_out = reverse::held_out_words(&reverse::read_words(&config.words)?);
 
     // CoT: this stage's checkpoint. Then the direct twin: same parent, same problems, same
     // budget, answers without the trace.
@@ -107,8 +102,8 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
             metrics_path: &metrics_path,
             quiet: ctx.quiet,
         };
-        let mut per_k_accuracy = |model: &Gpt| {
-            let rows = evaluate_digit_sum(
+        let per_k = |model: &Gpt| {
+            evaluate_digit_sum(
                 model,
                 &ctx.tokenizer,
                 mode,
@@ -116,8 +111,10 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
                 config.eval_per_k,
                 config.eval_seed,
                 &ctx.device,
-            )?;
-            Ok(rows
+            )
+        };
+        let mut per_k_accuracy = |model: &Gpt| {
+            Ok(per_k(model)?
                 .iter()
                 .map(|r| (format!("eval/accuracy_k{}", r.k.unwrap_or(0)), r.accuracy))
                 .collect())
@@ -125,15 +122,7 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
         let model = run
             .train(load_parent(ctx, &device)?, &device, &mut per_k_accuracy)?
             .valid();
-        rows.extend(evaluate_digit_sum(
-            &model,
-            &ctx.tokenizer,
-            mode,
-            &config.ks,
-            config.eval_per_k,
-            config.eval_seed,
-            &ctx.device,
-        )?);
+        rows.extend(per_k(&model)?);
         if mode == Mode::Cot {
             rows.push(evaluate_reverse(
                 &model,

@@ -34,11 +34,7 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
         reverse::examples(&words, Split::Train, config.train.seed)
     })?;
     let tokenized = tokenize_all(&train, &ctx.tokenizer, ctx.model.block_size)?;
-    let held_out: Vec<String> = words
-        .iter()
-        .filter(|w| data::split::split_of(w) == Split::HeldOut)
-        .cloned()
-        .collect();
+    let held_out = reverse::held_out_words(&words);
     let pad = ctx.tokenizer.symbol_id(PAD)?;
 
     // The run itself, from the parent's final weights, and the ablation: identical but for the mask.

@@ -51,6 +51,15 @@ pub fn examples(words: &[String], split: Split, seed: u64) -> Vec<Example> {
     chosen.into_iter().map(|w| example(w)).collect()
 }
 
+/// The held-out words, in list order: the reverse task's evaluation set.
+pub fn held_out_words(words: &[String]) -> Vec<String> {
+    words
+        .iter()
+        .filter(|w| split_of(w) == Split::HeldOut)
+        .cloned()
+        .collect()
+}
+
 /// Exact match of the generated completion (cut at `#`) against the gold one.
 pub fn is_correct(word_prompt: &str, generated: &str) -> bool {
     let word = word_prompt.trim_start_matches('<').trim_end_matches('>');
