@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use cot_sft::CotSftConfig;
 use data::TokenizerConfig;
+use dpo::DpoConfig;
 use model::GptConfig;
 use pretrain::PretrainConfig;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ pub struct PipelineConfig {
     pub sft: SftConfig,
     #[serde(rename = "cot-sft")]
     pub cot_sft: CotSftConfig,
+    pub dpo: DpoConfig,
 }
 
 impl PipelineConfig {
@@ -36,6 +38,8 @@ impl PipelineConfig {
         config.sft.eval_file = config.sft.eval_file.map(|p| resolve(base, &p));
         config.cot_sft.words = resolve(base, &config.cot_sft.words);
         config.cot_sft.train_file = config.cot_sft.train_file.map(|p| resolve(base, &p));
+        config.dpo.train_file = config.dpo.train_file.map(|p| resolve(base, &p));
+        config.dpo.kto_file = config.dpo.kto_file.map(|p| resolve(base, &p));
         config
             .validate()
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -57,7 +61,8 @@ impl PipelineConfig {
         }
         self.pretrain.validate(self.model.block_size)?;
         self.sft.validate()?;
-        self.cot_sft.validate()
+        self.cot_sft.validate()?;
+        self.dpo.validate()
     }
 }
 
@@ -79,7 +84,7 @@ pub const STAGES: [(&str, Option<&str>); 5] = [
 ];
 
 /// Stages that can run today; the others are named in `STAGES` but refuse to pretend.
-pub const IMPLEMENTED: [&str; 3] = ["pretrain", "sft", "cot-sft"];
+pub const IMPLEMENTED: [&str; 4] = ["pretrain", "sft", "cot-sft", "dpo"];
 
 pub fn check_stage_name(name: &str) -> Result<()> {
     if !STAGES.iter().any(|(s, _)| *s == name) {

@@ -5,6 +5,7 @@ mod config;
 mod evaluate;
 mod run;
 mod sample;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Training and forward-only tokens/s of the lesson model on the chosen device.
     Bench(bench::BenchArgs),
+    /// The lessons' simulators in the terminal.
+    #[command(subcommand)]
+    Sim(sim::Sim),
 }
 
 #[derive(Args)]
@@ -112,6 +116,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Eval(args) => evaluate::run(&args),
         Command::Sample(args) => sample::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Sim(sim) => sim::run(&sim),
     }
 }
 
@@ -124,6 +129,7 @@ fn run_stage(run: &Run, stage: &str, from: Option<PathBuf>) -> Result<()> {
         "pretrain" => pretrain::run(&ctx, &run.config.pretrain)?,
         "sft" => sft::run(&ctx, &run.config.sft)?,
         "cot-sft" => cot_sft::run(&ctx, &run.config.cot_sft)?,
+        "dpo" => dpo::run(&ctx, &run.config.dpo)?,
         other => anyhow::bail!("stage `{other}` is not implemented yet"),
     };
     eprintln!(

@@ -1,1 +1,229 @@
-//! Stage `dpo`: not implemented yet. `cargo xtask stage dpo` says so and exits non-zero.
+//! Lesson 05: direct preference optimisation. Policy and frozen reference both start from the
+//! parent (CoT-SFT by default); the loss compares their log-ratios on chosen and rejected
+//! responses. Variants (IPO, hinge, robust, SimPO, ORPO, KTO) share the loop.
+
+pub mod config;
+pub mod evaluate;
+pub mod logps;
+pub mod loss;
+pub mod on_policy;
+pub mod reference;
+pub mod simulator;
+pub mod train;
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use data::jsonl;
+use data::split::Split;
+use data::tasks::digit_sum::{held_out_problems, train_problems, Mode};
+use data::tasks::preference::{corrupted_pairs, unpair, LabeledCompletion, PreferencePair};
+use data::tokenizer::PAD;
+use eval::{evaluate_digit_sum, format_row, write_eval};
+use model::Gpt;
+use trainer::outputs::{config_hash, save_stage};
+use trainer::parent::load_parent;
+use trainer::{files, Manifest, StageContext};
+
+pub use config::{DpoConfig, LossConfig, LossType, PairSource};
+use evaluate::preference_accuracy;
+use logps::{tokenize_labeled, tokenize_pairs, TokenizedPair};
+use train::{DpoRun, Reference};
+
+pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&ctx.out_dir)
+        .with_context(|| format!("creating {}", ctx.out_dir.display()))?;
+    let pad = ctx.tokenizer.symbol_id(PAD)?;
+    let device = ctx.device.clone().autodiff();
+
+    let mut loss_types = vec![config.loss.loss_type];
+    loss_types.extend(
+        config
+            .compare
+            .iter()
+            .filter(|&&t| t != config.loss.loss_type),
+    );
+    // The frozen reference: loaded on the plain device (no autodiff, so no gradient can reach
+    // it), and only when some loss uses it.
+    let reference = if loss_types.iter().any(|t| t.needs_reference()) {
+        Some(load_parent(ctx, &ctx.device)?)
+    } else {
+        None
+    };
+
+    let pairs = training_pairs(ctx, config, reference.as_ref())?;
+    let tokenized = tokenize_pairs(&pairs, &ctx.tokenizer, ctx.model.block_size)?;
+    let held_out = held_out_pairs(ctx, config)?;
+    let train_sample: Vec<TokenizedPair> =
+        tokenized.iter().take(config.eval_pairs).cloned().collect();
+
+    let mut rows = Vec::new();
+    let mut final_model = None;
+    for (i, &loss_type) in loss_types.iter().enumerate() {
+        let is_main = i == 0;
+        let loss = LossConfig {
+            loss_type,
+            ..config.loss.clone()
+        };
+        let suffix = if is_main {
+            String::new()
+        } else {
+            format!(":{}", loss_type.name())
+        };
+        let (kto_pairs, kto_labels);
+        let (train_pairs, labels) = if loss_type == LossType::Kto {
+            let rows = match &config.kto_file {
+                Some(path) => jsonl::read::<LabeledCompletion>(path)?,
+                None => unpair(&pairs, config.seed),
+            };
+            (kto_pairs, kto_labels) =
+                tokenize_labeled(&rows, &ctx.tokenizer, ctx.model.block_size)?;
+            check_both_labels(&kto_labels)?;
+            (&kto_pairs[..], Some(&kto_labels[..]))
+        } else {
+            (&tokenized[..], None)
+        };
+        let metrics_path = if is_main {
+            ctx.out_dir.join(files::METRICS)
+        } else {
+            ctx.out_dir
+                .join(format!("metrics.{}.jsonl", loss_type.name()))
+        };
+        let label = if is_main {
+            ctx.stage.clone()
+        } else {
+            format!("{}:{}", ctx.stage, loss_type.name())
+        };
+        let run = DpoRun {
+            pairs: train_pairs,
+            labels,
+            config,
+            loss: &loss,
+            pad_id: pad,
+            label: &label,
+            metrics_path: &metrics_path,
+            quiet: ctx.quiet,
+        };
+        let policy = load_parent(ctx, &device)?;
+        let reference_handle = reference.as_ref().map(|model| Reference {
+            model,
+            device: &ctx.device,
+        });
+        let model = run.train(policy, reference_handle, &device)?.valid();
+
+        for (split, set) in [("train", &train_sample), ("held_out", &held_out)] {
+            rows.push(preference_accuracy(
+                &model,
+                reference.as_ref(),
+                set,
+                &loss,
+                pad,
+                &ctx.device,
+                &format!("{split}{suffix}"),
+            ));
+        }
+        for mut row in evaluate_digit_sum(
+            &model,
+            &ctx.tokenizer,
+            Mode::Cot,
+            &config.ks,
+            config.eval_per_k,
+            config.eval_seed,
+            &ctx.device,
+        )? {
+            row.mode.push_str(&suffix);
+            rows.push(row);
+        }
+        if is_main {
+            final_model = Some(model);
+        }
+    }
+    let model = final_model.expect("the main loss always runs");
+
+    for row in &rows {
+        eprintln!("{}: {}", ctx.stage, format_row(row));
+    }
+    write_eval(&ctx.out_dir.join(files::EVAL), &rows)?;
+    save_stage(ctx, &model, config.steps, &config_hash(config), started)
+}
+
+/// The user's pairs, or generated ones (saved as `train.jsonl` to inspect or reuse).
+fn training_pairs(
+    ctx: &StageContext,
+    config: &DpoConfig,
+    reference: Option<&Gpt>,
+) -> Result<Vec<PreferencePair>> {
+    if let Some(path) = &config.train_file {
+        return jsonl::read(path);
+    }
+    let problems = train_problems(&config.ks, config.n_train, config.seed);
+    let pairs = match config.pairs {
+        PairSource::Corrupted => corrupted_pairs(&problems, config.seed),
+        PairSource::OnPolicy => {
+            let parent = match reference {
+                Some(r) => r.clone(),
+                None => load_parent(ctx, &ctx.device)?,
+            };
+            let found = on_policy::sample_pairs(
+                &parent,
+                &ctx.tokenizer,
+                &problems,
+                config.on_policy_samples,
+                config.seed,
+                &ctx.device,
+            )?;
+            eprintln!(
+                "{}: on-policy pairs from {} prompts: {} pairs, {} all correct, {} none correct",
+                ctx.stage,
+                found.prompts,
+                found.pairs.len(),
+                found.all_correct,
+                found.none_correct
+            );
+            if found.pairs.is_empty() {
+                bail!(
+                    "on-policy sampling found no prompt with both a correct and an incorrect \
+                     sample ({} all correct, {} none correct); raise dpo.on_policy_samples or \
+                     use pairs = \"corrupted\"",
+                    found.all_correct,
+                    found.none_correct
+                );
+            }
+            found.pairs
+        }
+    };
+    jsonl::write(&ctx.out_dir.join("train.jsonl"), &pairs)?;
+    Ok(pairs)
+}
+
+/// Corrupted pairs on held-out problems, spread over the configured K.
+fn held_out_pairs(ctx: &StageContext, config: &DpoConfig) -> Result<Vec<TokenizedPair>> {
+    let per_k = config.eval_pairs.div_ceil(config.ks.len());
+    let problems: Vec<_> = config
+        .ks
+        .iter()
+        .flat_map(|&k| held_out_problems(k, per_k, config.eval_seed))
+        .collect();
+    debug_assert!(problems.iter().all(|p| p.split() == Split::HeldOut));
+    tokenize_pairs(
+        &corrupted_pairs(&problems, config.eval_seed),
+        &ctx.tokenizer,
+        ctx.model.block_size,
+    )
+}
+
+fn check_both_labels(labels: &[f32]) -> Result<()> {
+    let desirable = labels.iter().filter(|&&l| l > 0.5).count();
+    if desirable == 0 || desirable == labels.len() {
+        bail!(
+            "kto needs both desirable and undesirable examples ({desirable} of {} are desirable)",
+            labels.len()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

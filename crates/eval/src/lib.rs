@@ -13,7 +13,7 @@ use data::TextTokenizer;
 use model::Gpt;
 use serde::{Deserialize, Serialize};
 
-pub use greedy::greedy_completions;
+pub use greedy::{greedy_completions, sampled_completions};
 
 /// One line of `eval.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,9 @@ pub struct EvalRow {
     pub accuracy: f64,
     /// Completions not in the expected format.
     pub format_failures: usize,
+    /// Preference rows only: the mean implicit-reward margin r̂w − r̂l.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
 }
 
 impl EvalRow {
@@ -53,6 +56,15 @@ impl EvalRow {
                 correct as f64 / n as f64
             },
             format_failures,
+            margin: None,
+        }
+    }
+
+    /// Preference accuracy on `n` pairs (`task` = `preference`, `mode` names the split).
+    pub fn preference(mode: &str, n: usize, correct: usize, margin: f64) -> Self {
+        Self {
+            margin: Some(margin),
+            ..Self::new("preference", None, mode, n, correct, 0)
         }
     }
 }
@@ -139,6 +151,16 @@ pub fn read_eval(path: &Path) -> Result<Vec<EvalRow>> {
 
 /// A one-line summary per row, for logs and the terminal.
 pub fn format_row(row: &EvalRow) -> String {
+    if let Some(margin) = row.margin {
+        return format!(
+            "{} [{}]: {}/{} = {:.1}% (margin {margin:.3})",
+            row.task,
+            row.mode,
+            row.correct,
+            row.n,
+            100.0 * row.accuracy
+        );
+    }
     let k = row.k.map(|k| format!(" K={k}")).unwrap_or_default();
     format!(
         "{}{} [{}]: {}/{} = {:.1}% ({} malformed)",

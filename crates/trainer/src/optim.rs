@@ -29,6 +29,17 @@ fn default_weight_decay() -> f32 {
 }
 
 impl OptimConfig {
+    /// PyTorch's AdamW defaults at learning rate `lr`, no clipping.
+    pub fn with_lr(lr: f64) -> Self {
+        Self {
+            lr,
+            betas: default_betas(),
+            eps: default_eps(),
+            weight_decay: default_weight_decay(),
+            grad_clip: 0.0,
+        }
+    }
+
     /// Range checks; `section` names the config table in errors (`pretrain.lr must be > 0`).
     pub fn validate(&self, section: &str) -> Result<(), String> {
         if !(self.lr > 0.0 && self.lr.is_finite()) {

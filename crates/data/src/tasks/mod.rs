@@ -1,6 +1,7 @@
 //! The lessons' tasks: generators (deterministic from a seed) and their verifiers.
 
 pub mod digit_sum;
+pub mod preference;
 pub mod reverse;
 
 use serde::{Deserialize, Serialize};

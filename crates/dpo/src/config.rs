@@ -1,0 +1,174 @@
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use trainer::{LrSchedule, OptimConfig};
+
+/// `[dpo]` in `pipeline.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpoConfig {
+    /// Where the training pairs come from.
+    pub pairs: PairSource,
+    /// Problems to build generated pairs from, K drawn uniformly from `ks`.
+    pub n_train: usize,
+    pub ks: Vec<usize>,
+    /// Your own `{"prompt","chosen","rejected"}` JSONL instead of generated pairs.
+    #[serde(default)]
+    pub train_file: Option<PathBuf>,
+    /// Your own `{"prompt","completion","label"}` JSONL for KTO; without one, KTO trains on
+    /// the pairs split into unpaired desirable/undesirable rows.
+    #[serde(default)]
+    pub kto_file: Option<PathBuf>,
+    /// On-policy pairs: samples drawn per prompt from the parent (temperature 1).
+    #[serde(default = "default_samples")]
+    pub on_policy_samples: usize,
+    pub loss: LossConfig,
+    /// Also train these loss types from the same parent, data and budget, for comparison.
+    #[serde(default)]
+    pub compare: Vec<LossType>,
+    /// Compute the frozen reference's log-probs once before training (TRL's
+    /// `precompute_ref_log_probs`); `false` runs the reference every step (the lesson's four passes).
+    #[serde(default = "yes")]
+    pub precompute_ref_log_probs: bool,
+    pub steps: usize,
+    /// Pairs per step (each pair is two sequences).
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Lesson: log margin and preference accuracy every 100 steps.
+    pub log_every: usize,
+    /// Held-out pairs for the held-out preference accuracy.
+    pub eval_pairs: usize,
+    /// Held-out problems per K for task accuracy (same as cot-sft's, to compare).
+    pub eval_per_k: usize,
+    pub eval_seed: u64,
+    pub optimizer: OptimConfig,
+    #[serde(default)]
+    pub schedule: LrSchedule,
+}
+
+fn default_samples() -> usize {
+    8
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PairSource {
+    /// The lesson's toy: correct trace vs the same trace with one corrupted step.
+    Corrupted,
+    /// Samples of the parent, labelled by the verifier: a correct and an incorrect one per prompt.
+    OnPolicy,
+}
+
+/// TRL's `loss_type` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossType {
+    /// The lesson's DPO: −log σ(β·(Δw − Δl)).
+    Sigmoid,
+    /// (Δw − Δl − 1/(2β))² on per-token-averaged log-ratios.
+    Ipo,
+    /// max(0, 1 − β·(Δw − Δl)).
+    Hinge,
+    /// DPO made unbiased under label noise ε.
+    Robust,
+    /// Reference-free, length-normalised, target margin γ.
+    Simpo,
+    /// Reference-free: NLL on chosen − β·log σ(log-odds ratio).
+    Orpo,
+    /// Unpaired desirable / undesirable labels.
+    Kto,
+}
+
+impl LossType {
+    pub fn name(self) -> &'static str {
+        match self {
+            LossType::Sigmoid => "sigmoid",
+            LossType::Ipo => "ipo",
+            LossType::Hinge => "hinge",
+            LossType::Robust => "robust",
+            LossType::Simpo => "simpo",
+            LossType::Orpo => "orpo",
+            LossType::Kto => "kto",
+        }
+    }
+
+    /// SimPO and ORPO never look at a reference, so none is loaded.
+    pub fn needs_reference(self) -> bool {
+        !matches!(self, LossType::Simpo | LossType::Orpo)
+    }
+
+    pub const ALL: [LossType; 7] = [
+        LossType::Sigmoid,
+        LossType::Ipo,
+        LossType::Hinge,
+        LossType::Robust,
+        LossType::Simpo,
+        LossType::Orpo,
+        LossType::Kto,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossConfig {
+    pub loss_type: LossType,
+    /// Lesson: 0.1 (range 0.1-0.5). The temperature of every variant (λ for ORPO).
+    pub beta: f64,
+    /// ε of `robust` (and of `sigmoid`, TRL's cDPO), in [0, 0.5).
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// SimPO's target reward margin γ.
+    #[serde(default = "default_gamma")]
+    pub simpo_gamma: f64,
+}
+
+fn default_gamma() -> f64 {
+    0.5
+}
+
+impl DpoConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("n_train", self.n_train),
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("log_every", self.log_every),
+            ("eval_pairs", self.eval_pairs),
+            ("eval_per_k", self.eval_per_k),
+        ] {
+            if value == 0 {
+                return Err(format!("dpo.{key} must be > 0"));
+            }
+        }
+        if self.ks.is_empty() || self.ks.iter().any(|&k| !(2..=9).contains(&k)) {
+            return Err(format!(
+                "dpo.ks must be digit counts in 2..=9, got {:?}",
+                self.ks
+            ));
+        }
+        if self.pairs == PairSource::OnPolicy && self.on_policy_samples < 2 {
+            return Err("dpo.on_policy_samples must be >= 2 to find a pair".into());
+        }
+        let loss = &self.loss;
+        if !(loss.beta > 0.0 && loss.beta.is_finite()) {
+            return Err(format!("dpo.loss.beta must be > 0, got {}", loss.beta));
+        }
+        if !(0.0..0.5).contains(&loss.label_smoothing) {
+            return Err(format!(
+                "dpo.loss.label_smoothing must be in [0, 0.5), got {}",
+                loss.label_smoothing
+            ));
+        }
+        if !loss.simpo_gamma.is_finite() || loss.simpo_gamma < 0.0 {
+            return Err(format!(
+                "dpo.loss.simpo_gamma must be >= 0, got {}",
+                loss.simpo_gamma
+            ));
+        }
+        self.optimizer.validate("dpo.optimizer")
+    }
+}

@@ -1,0 +1,66 @@
+//! Held-out preference accuracy: the fraction of unseen pairs whose implicit reward ranks
+//! chosen above rejected, with the mean margin.
+
+use burn::tensor::Device;
+use eval::EvalRow;
+use model::Gpt;
+
+use crate::config::{LossConfig, LossType};
+use crate::logps::{pair_logps, TokenizedPair};
+use crate::loss::{pair_loss, PairInputs};
+use crate::reference::ReferenceLogps;
+
+const BATCH: usize = 128;
+
+/// `policy` and `reference` on the plain `device`. Rewards are the loss type's own (β·log-ratio
+/// for DPO-style losses, β·average log-prob for SimPO/ORPO); KTO is scored as DPO, since its
+/// pairs are the same pairs seen through labels.
+pub fn preference_accuracy(
+    policy: &Gpt,
+    reference: Option<&Gpt>,
+    pairs: &[TokenizedPair],
+    loss: &LossConfig,
+    pad_id: u32,
+    device: &Device,
+    split: &str,
+) -> EvalRow {
+    let loss = LossConfig {
+        loss_type: match loss.loss_type {
+            LossType::Kto => LossType::Sigmoid,
+            other => other,
+        },
+        ..loss.clone()
+    };
+    let mut correct = 0;
+    let mut margin_sum = 0.0;
+    for chunk in pairs.chunks(BATCH) {
+        let chunk: Vec<&TokenizedPair> = chunk.iter().collect();
+        let (chosen, rejected) = pair_logps(policy, &chunk, pad_id, device);
+        let reference_logps = reference
+            .filter(|_| loss.loss_type.needs_reference())
+            .map(|r| {
+                ReferenceLogps::compute(r, &chunk, pad_id, device)
+                    .select(&(0..chunk.len()).collect::<Vec<_>>(), device)
+            });
+        let out = pair_loss(
+            &loss,
+            PairInputs {
+                chosen,
+                rejected,
+                reference: reference_logps,
+            },
+        );
+        let margins: Vec<f32> = (out.chosen_rewards - out.rejected_rewards)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 margins");
+        correct += margins.iter().filter(|&&m| m > 0.0).count();
+        margin_sum += margins.iter().map(|&m| m as f64).sum::<f64>();
+    }
+    EvalRow::preference(
+        split,
+        pairs.len(),
+        correct,
+        margin_sum / pairs.len().max(1) as f64,
+    )
+}

@@ -1,0 +1,164 @@
+//! Sequence log-probs of pairs: chosen and rejected rows go through the model in one
+//! concatenated forward pass, scored by the log-prob crate.
+
+use anyhow::Result;
+use burn::tensor::{Device, Tensor, TensorData};
+use data::batch::{PaddedBatch, TokenizedExample};
+use data::tasks::preference::{LabeledCompletion, PreferencePair};
+use data::tasks::Example;
+use data::TextTokenizer;
+use model::Gpt;
+use sft::examples::tokenize_all;
+use sft::supervised::to_tensors;
+
+use crate::loss::SequenceLogps;
+
+/// Two responses to one prompt, tokenized. For KTO, `chosen` is the labelled completion and
+/// `rejected` a mismatched probe (this prompt, another example's completion) whose log-ratio
+/// estimates the KL reference point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenizedPair {
+    pub chosen: TokenizedExample,
+    pub rejected: TokenizedExample,
+}
+
+pub fn tokenize_pairs(
+    pairs: &[PreferencePair],
+    tokenizer: &TextTokenizer,
+    block_size: usize,
+) -> Result<Vec<TokenizedPair>> {
+    let side = |pick: fn(&PreferencePair) -> &String| -> Vec<Example> {
+        pairs
+            .iter()
+            .map(|p| Example {
+                prompt: p.prompt.clone(),
+                completion: pick(p).clone(),
+            })
+            .collect()
+    };
+    let chosen = tokenize_all(&side(|p| &p.chosen), tokenizer, block_size)?;
+    let rejected = tokenize_all(&side(|p| &p.rejected), tokenizer, block_size)?;
+    Ok(zip_pairs(chosen, rejected))
+}
+
+/// KTO rows: each labelled completion with its mismatched probe (the next row's completion),
+/// and the label as 1.0 (desirable) / 0.0.
+pub fn tokenize_labeled(
+    rows: &[LabeledCompletion],
+    tokenizer: &TextTokenizer,
+    block_size: usize,
+) -> Result<(Vec<TokenizedPair>, Vec<f32>)> {
+    let n = rows.len();
+    let matched: Vec<Example> = rows
+        .iter()
+        .map(|r| Example {
+            prompt: r.prompt.clone(),
+            completion: r.completion.clone(),
+        })
+        .collect();
+    let mismatched: Vec<Example> = (0..n)
+        .map(|i| Example {
+            prompt: rows[i].prompt.clone(),
+            completion: rows[(i + 1) % n].completion.clone(),
+        })
+        .collect();
+    let pairs = zip_pairs(
+        tokenize_all(&matched, tokenizer, block_size)?,
+        tokenize_all(&mismatched, tokenizer, block_size)?,
+    );
+    let labels = rows
+        .iter()
+        .map(|r| if r.label { 1.0 } else { 0.0 })
+        .collect();
+    Ok((pairs, labels))
+}
+
+fn zip_pairs(chosen: Vec<TokenizedExample>, rejected: Vec<TokenizedExample>) -> Vec<TokenizedPair> {
+    chosen
+        .into_iter()
+        .zip(rejected)
+        .map(|(chosen, rejected)| TokenizedPair { chosen, rejected })
+        .collect()
+}
+
+/// log π(y|x) of each example's completion: `[B]` sums and token counts, one forward pass.
+pub fn sequence_logps(
+    model: &Gpt,
+    examples: &[&TokenizedExample],
+    pad_id: u32,
+    device: &Device,
+) -> SequenceLogps {
+    let batch = PaddedBatch::new(examples, pad_id, true);
+    let (tokens, mask) = to_tensors(&batch, device);
+    let logits = model.forward(tokens.clone());
+    let (masked, count) = logprob::masked_token_logprobs(logits, tokens, mask);
+    SequenceLogps {
+        sum: masked.sum_dim(1).squeeze_dim::<1>(1),
+        count,
+    }
+}
+
+/// Chosen and rejected log-probs of `pairs` from one concatenated forward pass.
+pub fn pair_logps(
+    model: &Gpt,
+    pairs: &[&TokenizedPair],
+    pad_id: u32,
+    device: &Device,
+) -> (SequenceLogps, SequenceLogps) {
+    let rows: Vec<&TokenizedExample> = pairs
+        .iter()
+        .map(|p| &p.chosen)
+        .chain(pairs.iter().map(|p| &p.rejected))
+        .collect();
+    let both = sequence_logps(model, &rows, pad_id, device);
+    let b = pairs.len();
+    let half = |t: &Tensor<1>, start| t.clone().narrow(0, start, b);
+    (
+        SequenceLogps {
+            sum: half(&both.sum, 0),
+            count: half(&both.count, 0),
+        },
+        SequenceLogps {
+            sum: half(&both.sum, b),
+            count: half(&both.count, b),
+        },
+    )
+}
+
+/// The lesson's four passes: policy and reference, chosen and rejected, one forward each.
+/// Kept for the benchmark against the concatenated pass with a cached reference.
+pub fn four_pass_logps(
+    policy: &Gpt,
+    reference: &Gpt,
+    pairs: &[&TokenizedPair],
+    pad_id: u32,
+    policy_device: &Device,
+    reference_device: &Device,
+) -> (SequenceLogps, SequenceLogps, Tensor<1>, Tensor<1>) {
+    let chosen: Vec<&TokenizedExample> = pairs.iter().map(|p| &p.chosen).collect();
+    let rejected: Vec<&TokenizedExample> = pairs.iter().map(|p| &p.rejected).collect();
+    let policy_chosen = sequence_logps(policy, &chosen, pad_id, policy_device);
+    let policy_rejected = sequence_logps(policy, &rejected, pad_id, policy_device);
+    let ref_chosen = sequence_logps(reference, &chosen, pad_id, reference_device).sum;
+    let ref_rejected = sequence_logps(reference, &rejected, pad_id, reference_device).sum;
+    (
+        policy_chosen,
+        policy_rejected,
+        to_device(ref_chosen, policy_device),
+        to_device(ref_rejected, policy_device),
+    )
+}
+
+/// Host round trip onto `device` (the reference lives on the plain device, the policy on
+/// the autodiff one); the result carries no graph.
+pub fn to_device(t: Tensor<1>, device: &Device) -> Tensor<1> {
+    host_tensor(
+        t.into_data().try_to_vec::<f32>().expect("f32 log-probs"),
+        device,
+    )
+}
+
+pub fn host_tensor(values: Vec<f32>, device: &Device) -> Tensor<1> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}

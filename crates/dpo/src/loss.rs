@@ -1,0 +1,283 @@
+//! The preference losses, in TRL's formulas, over sequence log-probs. Pure tensor math: no
+//! model, no data, so each formula is tested on hand-computed values.
+
+use burn::tensor::activation::{log_sigmoid, relu, sigmoid};
+use burn::tensor::Tensor;
+
+use crate::config::{LossConfig, LossType};
+
+/// Log-probs of a batch of responses: `sum` is log π(y|x) (`[B]`), `count` the response tokens.
+#[derive(Debug, Clone)]
+pub struct SequenceLogps {
+    pub sum: Tensor<1>,
+    pub count: Tensor<1>,
+}
+
+impl SequenceLogps {
+    /// Per-token average, the length-normalised log-prob of IPO, SimPO and ORPO.
+    pub fn mean(&self) -> Tensor<1> {
+        self.sum.clone() / self.count.clone()
+    }
+}
+
+/// A batch of pairs: the policy's log-probs (with gradient) and, for losses that use one, the
+/// frozen reference's (`[B]` sums, no gradient).
+pub struct PairInputs {
+    pub chosen: SequenceLogps,
+    pub rejected: SequenceLogps,
+    pub reference: Option<(Tensor<1>, Tensor<1>)>,
+}
+
+/// The loss (`[1]`) and TRL's implicit rewards per pair (`[B]`, detached).
+pub struct PairLoss {
+    pub loss: Tensor<1>,
+    pub chosen_rewards: Tensor<1>,
+    pub rejected_rewards: Tensor<1>,
+}
+
+/// `loss_type` applied to one batch of pairs. KTO is unpaired: see [`kto_loss`].
+pub fn pair_loss(config: &LossConfig, inputs: PairInputs) -> PairLoss {
+    let beta = config.beta;
+    let eps = config.label_smoothing;
+    let PairInputs {
+        chosen,
+        rejected,
+        reference,
+    } = inputs;
+    match config.loss_type {
+        LossType::Sigmoid | LossType::Hinge | LossType::Robust | LossType::Ipo => {
+            let (ref_chosen, ref_rejected) =
+                reference.expect("reference log-probs for a reference-based loss");
+            // IPO works on per-token averages (as TRL does), the others on sums.
+            let (policy_chosen, policy_rejected, ref_chosen, ref_rejected) =
+                if config.loss_type == LossType::Ipo {
+                    (
+                        chosen.mean(),
+                        rejected.mean(),
+                        ref_chosen / chosen.count.clone(),
+                        ref_rejected / rejected.count.clone(),
+                    )
+                } else {
+                    (chosen.sum, rejected.sum, ref_chosen, ref_rejected)
+                };
+            let chosen_ratio = policy_chosen - ref_chosen;
+            let rejected_ratio = policy_rejected - ref_rejected;
+            let logits = chosen_ratio.clone() - rejected_ratio.clone();
+            let losses = match config.loss_type {
+                LossType::Sigmoid => smoothed_sigmoid(logits * beta, eps),
+                LossType::Robust => {
+                    let scaled = logits * beta;
+                    (-log_sigmoid(scaled.clone()) * (1.0 - eps) + log_sigmoid(-scaled) * eps)
+                        / (1.0 - 2.0 * eps)
+                }
+                LossType::Hinge => relu(-(logits * beta) + 1.0),
+                LossType::Ipo => (logits - 1.0 / (2.0 * beta)).square(),
+                _ => unreachable!(),
+            };
+            PairLoss {
+                loss: losses.mean(),
+                chosen_rewards: (chosen_ratio * beta).detach(),
+                rejected_rewards: (rejected_ratio * beta).detach(),
+            }
+        }
+        LossType::Simpo => {
+            let (chosen, rejected) = (chosen.mean(), rejected.mean());
+            let logits = chosen.clone() - rejected.clone() - config.simpo_gamma / beta;
+            PairLoss {
+                loss: smoothed_sigmoid(logits * beta, eps).mean(),
+                chosen_rewards: (chosen * beta).detach(),
+                rejected_rewards: (rejected * beta).detach(),
+            }
+        }
+        LossType::Orpo => {
+            let (chosen, rejected) = (chosen.mean(), rejected.mean());
+            let log_odds = (chosen.clone() - rejected.clone())
+                - (log1m_exp(chosen.clone()) - log1m_exp(rejected.clone()));
+            let nll = -chosen.clone();
+            PairLoss {
+                loss: (nll - log_sigmoid(log_odds) * beta).mean(),
+                chosen_rewards: (chosen * beta).detach(),
+                rejected_rewards: (rejected * beta).detach(),
+            }
+        }
+        LossType::Kto => panic!("kto is unpaired: use kto_loss"),
+    }
+}
+
+/// −(1 − ε)·log σ(x) − ε·log σ(−x): DPO, with TRL's conservative label smoothing.
+fn smoothed_sigmoid(x: Tensor<1>, eps: f64) -> Tensor<1> {
+    let loss = -log_sigmoid(x.clone()) * (1.0 - eps);
+    if eps > 0.0 {
+        loss - log_sigmoid(-x) * eps
+    } else {
+        loss
+    }
+}
+
+/// log(1 − eˣ) for x < 0 (an average log-prob). Clamped just below 0 so a policy that is
+/// certain of a response gives a large finite value, not −∞.
+fn log1m_exp(x: Tensor<1>) -> Tensor<1> {
+    (-(x.clamp_max(-1e-6).exp())).log1p()
+}
+
+/// KTO on unpaired examples: `policy`/`reference` are sums `[B]`, `desirable` is 1.0/0.0
+/// per row, `kl` the detached reference point z₀ ≥ 0 (estimated on mismatched pairs).
+/// Desirable rows lose 1 − σ(β(Δ − z₀)), undesirable rows 1 − σ(β(z₀ − Δ)).
+/// Both reward fields hold every row's β·Δ; the caller splits them by label.
+pub fn kto_loss(
+    beta: f64,
+    policy: Tensor<1>,
+    reference: Tensor<1>,
+    desirable: Tensor<1>,
+    kl: f64,
+) -> PairLoss {
+    let ratio = policy - reference;
+    let good = -sigmoid((ratio.clone() - kl) * beta) + 1.0;
+    let bad = -sigmoid((-ratio.clone() + kl) * beta) + 1.0;
+    let undesirable = -desirable.clone() + 1.0;
+    let loss = (good * desirable + bad * undesirable).mean();
+    let rewards = (ratio * beta).detach();
+    PairLoss {
+        loss,
+        chosen_rewards: rewards.clone(),
+        rejected_rewards: rewards,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn t(values: &[f32]) -> Tensor<1> {
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), [values.len()]),
+            &Device::flex(),
+        )
+    }
+
+    fn scalar(x: Tensor<1>) -> f64 {
+        x.into_scalar::<f32>() as f64
+    }
+
+    fn config(loss_type: LossType, beta: f64) -> LossConfig {
+        LossConfig {
+            loss_type,
+            beta,
+            label_smoothing: 0.0,
+            simpo_gamma: 0.5,
+        }
+    }
+
+    /// Chosen: policy −4 (2 tokens), ref −5; rejected: policy −6 (3 tokens), ref −5.
+    /// Sums: Δw = 1, Δl = −1, logits = 2.
+    fn inputs() -> PairInputs {
+        PairInputs {
+            chosen: SequenceLogps {
+                sum: t(&[-4.0]),
+                count: t(&[2.0]),
+            },
+            rejected: SequenceLogps {
+                sum: t(&[-6.0]),
+                count: t(&[3.0]),
+            },
+            reference: Some((t(&[-5.0]), t(&[-5.0]))),
+        }
+    }
+
+    fn loss_of(loss_type: LossType, beta: f64) -> f64 {
+        scalar(pair_loss(&config(loss_type, beta), inputs()).loss)
+    }
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+
+    fn log_sigmoid_f(x: f64) -> f64 {
+        -(1.0 + (-x).exp()).ln()
+    }
+
+    #[test]
+    fn dpo_is_ln2_when_policy_equals_reference() {
+        let out = pair_loss(
+            &config(LossType::Sigmoid, 0.1),
+            PairInputs {
+                chosen: SequenceLogps {
+                    sum: t(&[-3.0, -7.0]),
+                    count: t(&[2.0, 2.0]),
+                },
+                rejected: SequenceLogps {
+                    sum: t(&[-4.0, -1.0]),
+                    count: t(&[2.0, 2.0]),
+                },
+                reference: Some((t(&[-3.0, -7.0]), t(&[-4.0, -1.0]))),
+            },
+        );
+        close(scalar(out.loss), std::f64::consts::LN_2);
+        close(
+            scalar((out.chosen_rewards - out.rejected_rewards).abs().sum()),
+            0.0,
+        );
+    }
+
+    #[test]
+    fn sigmoid_hinge_robust_ipo_by_hand() {
+        // β·logits = 0.2
+        close(loss_of(LossType::Sigmoid, 0.1), -log_sigmoid_f(0.2));
+        close(loss_of(LossType::Hinge, 0.1), 1.0 - 0.2);
+        close(loss_of(LossType::Hinge, 1.0), 0.0);
+        let eps = 0.1;
+        let robust = pair_loss(
+            &LossConfig {
+                label_smoothing: eps,
+                ..config(LossType::Robust, 0.1)
+            },
+            inputs(),
+        );
+        close(
+            scalar(robust.loss),
+            (-(1.0 - eps) * log_sigmoid_f(0.2) + eps * log_sigmoid_f(-0.2)) / (1.0 - 2.0 * eps),
+        );
+        // IPO on averages: Δw = −2 − (−2.5) = 0.5, Δl = −2 − (−5/3) = −1/3, logits = 5/6.
+        let logits: f64 = 0.5 + 1.0 / 3.0;
+        close(loss_of(LossType::Ipo, 0.1), (logits - 5.0).powi(2));
+        // Rewards are β·log-ratios (sums for DPO).
+        let out = pair_loss(&config(LossType::Sigmoid, 0.1), inputs());
+        close(scalar(out.chosen_rewards), 0.1);
+        close(scalar(out.rejected_rewards), -0.1);
+    }
+
+    #[test]
+    fn simpo_and_orpo_by_hand_without_reference() {
+        let mut no_ref = inputs();
+        no_ref.reference = None;
+        // Averages: chosen −2, rejected −2; SimPO logits = 0 − γ/β = −0.25 at β = 2.
+        let simpo = pair_loss(&config(LossType::Simpo, 2.0), no_ref);
+        close(scalar(simpo.loss), -log_sigmoid_f(2.0 * -0.25));
+        // ORPO with averages a = −2 (chosen), b = −2 (rejected) → log-odds 0.
+        let mut orpo_in = inputs();
+        orpo_in.reference = None;
+        orpo_in.rejected.sum = t(&[-9.0]); // average −3
+        let odds = |x: f64| x - (1.0 - x.exp()).ln();
+        let expected = 2.0 - 0.1 * log_sigmoid_f(odds(-2.0) - odds(-3.0));
+        close(
+            scalar(pair_loss(&config(LossType::Orpo, 0.1), orpo_in).loss),
+            expected,
+        );
+    }
+
+    #[test]
+    fn kto_by_hand() {
+        // Row 0 desirable, Δ = 1; row 1 undesirable, Δ = −2; z₀ = 0.5; β = 0.1.
+        let out = kto_loss(0.1, t(&[-4.0, -7.0]), t(&[-5.0, -5.0]), t(&[1.0, 0.0]), 0.5);
+        let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let expected = ((1.0 - sig(0.1 * 0.5)) + (1.0 - sig(0.1 * 2.5))) / 2.0;
+        close(scalar(out.loss), expected);
+    }
+
+    #[test]
+    fn log_sigmoid_is_stable_far_out() {
+        let x = scalar(-log_sigmoid(t(&[-200.0])));
+        close(x, 200.0);
+    }
+}

@@ -1,0 +1,255 @@
+//! The stage's invariants on a tiny random model: cached reference = per-step passes, loss
+//! ln 2 and margin 0 at step 0, one step raises the margin, the reference never changes.
+
+use burn::tensor::Device;
+use data::batch::TokenizedExample;
+use model::{checkpoint, Gpt, GptConfig};
+use trainer::{LrSchedule, OptimConfig, OptimizerStep};
+
+use crate::config::{DpoConfig, LossConfig, LossType, PairSource};
+use crate::logps::{four_pass_logps, pair_logps, TokenizedPair};
+use crate::loss::{pair_loss, PairInputs};
+use crate::reference::ReferenceLogps;
+use crate::train::{DpoRun, Reference};
+
+const PAD: u32 = 0;
+
+fn shape() -> GptConfig {
+    GptConfig {
+        vocab_size: 13,
+        block_size: 16,
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 4,
+    }
+}
+
+/// The same random weights on the plain device (reference) and the autodiff one (policy).
+fn policy_and_reference(dir: &std::path::Path) -> (Gpt, Gpt) {
+    let device = Device::flex();
+    device.seed(3);
+    let path = dir.join("parent.safetensors");
+    checkpoint::save(&Gpt::new(&shape(), &device), &shape(), &path).unwrap();
+    let policy = checkpoint::load(&path, &device.clone().autodiff())
+        .unwrap()
+        .0;
+    let reference = checkpoint::load(&path, &device).unwrap().0;
+    (policy, reference)
+}
+
+fn example(prompt: &[u32], completion: &[u32]) -> TokenizedExample {
+    TokenizedExample {
+        prompt: prompt.to_vec(),
+        completion: completion.to_vec(),
+    }
+}
+
+/// Pairs of different lengths, so padding and masks matter.
+fn pairs() -> Vec<TokenizedPair> {
+    vec![
+        TokenizedPair {
+            chosen: example(&[1, 2, 3], &[4, 5, 12]),
+            rejected: example(&[1, 2, 3], &[4, 6, 12]),
+        },
+        TokenizedPair {
+            chosen: example(&[7, 8], &[9, 10, 11, 12]),
+            rejected: example(&[7, 8], &[9, 12]),
+        },
+        TokenizedPair {
+            chosen: example(&[3, 3, 3, 3], &[5, 12]),
+            rejected: example(&[3, 3, 3, 3], &[6, 6, 6, 6, 12]),
+        },
+    ]
+}
+
+fn values(t: burn::tensor::Tensor<1>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn assert_close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= tol, "{a:?} vs {b:?}");
+    }
+}
+
+fn sigmoid_loss() -> LossConfig {
+    LossConfig {
+        loss_type: LossType::Sigmoid,
+        beta: 0.1,
+        label_smoothing: 0.0,
+        simpo_gamma: 0.5,
+    }
+}
+
+#[test]
+fn cached_reference_log_probs_equal_the_four_pass_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (policy, reference) = policy_and_reference(dir.path());
+    let pairs = pairs();
+    let all: Vec<&TokenizedPair> = pairs.iter().collect();
+    let cache = ReferenceLogps::compute(&reference, &all, PAD, &Device::flex());
+    let device = Device::flex().autodiff();
+    // The lesson's step: four separate passes over one sub-batch, picked out of order.
+    let batch = [&pairs[2], &pairs[0]];
+    let (_, _, ref_chosen, ref_rejected) =
+        four_pass_logps(&policy, &reference, &batch, PAD, &device, &Device::flex());
+    let (cached_chosen, cached_rejected) = cache.select(&[2, 0], &device);
+    assert_close(&values(cached_chosen), &values(ref_chosen), 1e-5);
+    assert_close(&values(cached_rejected), &values(ref_rejected), 1e-5);
+    // And a log-prob is a real log-prob: negative, finite.
+    assert!(cache.chosen.iter().all(|&x| x < 0.0 && x.is_finite()));
+}
+
+#[test]
+fn step_zero_loss_is_ln2_and_one_step_raises_the_margin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (policy, reference) = policy_and_reference(dir.path());
+    let pairs = pairs();
+    let batch: Vec<&TokenizedPair> = pairs.iter().collect();
+    let device = Device::flex().autodiff();
+    let cache = ReferenceLogps::compute(&reference, &batch, PAD, &Device::flex());
+    let margin_and_loss = |policy: &Gpt| {
+        let (chosen, rejected) = pair_logps(policy, &batch, PAD, &device);
+        let out = pair_loss(
+            &sigmoid_loss(),
+            PairInputs {
+                chosen,
+                rejected,
+                reference: Some(cache.select(&[0, 1, 2], &device)),
+            },
+        );
+        let margin: f32 = values(out.chosen_rewards.clone() - out.rejected_rewards.clone())
+            .iter()
+            .sum::<f32>()
+            / 3.0;
+        (margin, out)
+    };
+    let (margin, out) = margin_and_loss(&policy);
+    assert!(margin.abs() < 1e-6, "margin at step 0: {margin}");
+    let loss = out.loss.clone().into_scalar::<f32>();
+    assert!(
+        (loss - std::f32::consts::LN_2).abs() < 1e-5,
+        "loss at step 0: {loss}"
+    );
+
+    let optim = OptimConfig {
+        weight_decay: 0.0,
+        ..OptimConfig::with_lr(1e-2)
+    };
+    let mut step = OptimizerStep::new(&optim, &LrSchedule::Constant, 1);
+    let (policy, _) = step.apply(policy, out.loss, 0).unwrap();
+    let (after, _) = margin_and_loss(&policy);
+    assert!(after > 0.0, "margin after one step: {after}");
+}
+
+fn config(loss_type: LossType, precompute: bool) -> DpoConfig {
+    DpoConfig {
+        pairs: PairSource::Corrupted,
+        n_train: 3,
+        ks: vec![2],
+        train_file: None,
+        kto_file: None,
+        on_policy_samples: 2,
+        loss: LossConfig {
+            loss_type,
+            ..sigmoid_loss()
+        },
+        compare: vec![],
+        precompute_ref_log_probs: precompute,
+        steps: 3,
+        batch_size: 2,
+        seed: 0,
+        log_every: 1,
+        eval_pairs: 3,
+        eval_per_k: 1,
+        eval_seed: 0,
+        optimizer: OptimConfig::with_lr(1e-2),
+        schedule: LrSchedule::Constant,
+    }
+}
+
+#[test]
+fn reference_is_bit_identical_after_training_and_policy_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (policy, reference) = policy_and_reference(dir.path());
+    let pairs = pairs();
+    let config = config(LossType::Sigmoid, false); // the reference runs every step
+    let metrics = dir.path().join("metrics.jsonl");
+    let run = DpoRun {
+        pairs: &pairs,
+        labels: None,
+        config: &config,
+        loss: &config.loss,
+        pad_id: PAD,
+        label: "test",
+        metrics_path: &metrics,
+        quiet: true,
+    };
+    let plain = Device::flex();
+    let trained = run
+        .train(
+            policy,
+            Some(Reference {
+                model: &reference,
+                device: &plain,
+            }),
+            &plain.clone().autodiff(),
+        )
+        .unwrap();
+    // The tensor bytes of a saved checkpoint (burn writes its metadata map in no fixed order,
+    // so whole files of equal weights can differ).
+    let save = |model: &Gpt, name: &str| {
+        let path = dir.path().join(name);
+        checkpoint::save(model, &shape(), &path).unwrap();
+        let bytes = std::fs::read(path).unwrap();
+        let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        bytes[8 + header..].to_vec()
+    };
+    // The reference after training and a fresh load of the parent: the same bits.
+    let parent = checkpoint::load(&dir.path().join("parent.safetensors"), &plain)
+        .unwrap()
+        .0;
+    let before = data::hash::sha256_hex(&save(&parent, "fresh.safetensors"));
+    let after = data::hash::sha256_hex(&save(&reference, "reference.safetensors"));
+    assert_eq!(after, before, "the frozen reference changed");
+    use burn::module::Module;
+    let trained = data::hash::sha256_hex(&save(&trained.valid(), "policy.safetensors"));
+    assert_ne!(trained, before, "the policy did not move");
+    let rows = trainer::metrics::read_rows(&metrics).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows[0].contains_key("rewards/margins") && rows[0].contains_key("rewards/accuracies"));
+}
+
+#[test]
+fn every_loss_type_trains_a_few_steps() {
+    for loss_type in LossType::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let (policy, reference) = policy_and_reference(dir.path());
+        let pairs = pairs();
+        let labels = [1.0, 0.0, 1.0];
+        let config = config(loss_type, true);
+        let metrics = dir.path().join("metrics.jsonl");
+        let run = DpoRun {
+            pairs: &pairs,
+            labels: (loss_type == LossType::Kto).then_some(&labels[..]),
+            config: &config,
+            loss: &config.loss,
+            pad_id: PAD,
+            label: "test",
+            metrics_path: &metrics,
+            quiet: true,
+        };
+        let plain = Device::flex();
+        // Reference-free losses get no reference at all.
+        let reference = loss_type.needs_reference().then_some(Reference {
+            model: &reference,
+            device: &plain,
+        });
+        run.train(policy, reference, &plain.clone().autodiff())
+            .unwrap_or_else(|e| panic!("{loss_type:?}: {e:#}"));
+        let rows = trainer::metrics::read_rows(&metrics).unwrap();
+        let loss = rows[2]["loss"].as_f64().unwrap();
+        assert!(loss.is_finite(), "{loss_type:?}");
+    }
+}
