@@ -1,4 +1,4 @@
-//! pretrain → sft → cot-sft on the tiny config: each stage starts from its parent's final
+//! pretrain → sft → cot-sft → dpo on the tiny config: each stage starts from its parent's final
 //! weights, and each writes the evaluation its lesson asks for.
 
 mod common;
@@ -33,7 +33,7 @@ fn rows_with<'a>(eval: &'a Value, task: &str, mode: &str) -> Vec<&'a Value> {
 }
 
 #[test]
-fn three_stage_chain_links_each_stage_to_its_parent() {
+fn the_chain_links_each_stage_to_its_parent() {
     let runs = tempfile::tempdir().unwrap();
     let out = run(xtask()
         .args(["pipeline", "--run", "c", "--quiet", "--config"])
@@ -43,7 +43,7 @@ fn three_stage_chain_links_each_stage_to_its_parent() {
     assert_ok(&out);
     let run_dir = runs.path().join("c");
 
-    for (stage, parent) in [("sft", "pretrain"), ("cot-sft", "sft")] {
+    for (stage, parent) in [("sft", "pretrain"), ("cot-sft", "sft"), ("dpo", "cot-sft")] {
         let manifest = json(&run_dir.join(stage).join("manifest.json"));
         let parent_manifest = json(&run_dir.join(parent).join("manifest.json"));
         assert_eq!(
@@ -58,9 +58,50 @@ fn three_stage_chain_links_each_stage_to_its_parent() {
             manifest["tokenizer_hash"],
             parent_manifest["tokenizer_hash"]
         );
-        let l = losses(&run_dir.join(stage).join("metrics.jsonl"));
-        assert!(l.last() < l.first(), "{stage} loss went down: {l:?}");
+        if stage != "dpo" {
+            let l = losses(&run_dir.join(stage).join("metrics.jsonl"));
+            assert!(l.last() < l.first(), "{stage} loss went down: {l:?}");
+        }
     }
+
+    // DPO: policy = reference at step 0, so the first step's loss is ln 2 and its margin 0;
+    // the margin then grows. Metrics under TRL's names; preference accuracy in eval.json.
+    let rows = trainer::metrics::read_rows(&run_dir.join("dpo/metrics.jsonl")).unwrap();
+    let first = &rows[0];
+    assert_eq!(first["step"], 1);
+    let loss0 = first["loss"].as_f64().unwrap();
+    assert!(
+        (loss0 - std::f64::consts::LN_2).abs() < 1e-4,
+        "loss at step 1: {loss0}"
+    );
+    assert!(first["rewards/margins"].as_f64().unwrap().abs() < 1e-4);
+    let last = rows.last().unwrap();
+    for key in [
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/accuracies",
+        "logps/chosen",
+        "logps/rejected",
+    ] {
+        assert!(last[key].as_f64().unwrap().is_finite(), "{key}");
+    }
+    assert!(
+        last["rewards/margins"].as_f64().unwrap() > 0.0,
+        "the margin grew: {last:?}"
+    );
+    let dpo = json(&run_dir.join("dpo/eval.json"));
+    for split in ["train", "held_out"] {
+        let rows = rows_with(&dpo, "preference", split);
+        assert_eq!(rows.len(), 1, "{split}");
+        assert!(rows[0]["margin"].as_f64().is_some());
+    }
+    assert_eq!(rows_with(&dpo, "digit_sum", "cot").len(), 2);
+    let pairs = std::fs::read_to_string(run_dir.join("dpo/train.jsonl")).unwrap();
+    let pair: Value = serde_json::from_str(pairs.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        pair["chosen"].as_str().unwrap().len(),
+        pair["rejected"].as_str().unwrap().len()
+    );
 
     // SFT: the ablation pair, on the held-out words.
     let sft = json(&run_dir.join("sft/eval.json"));
@@ -111,6 +152,50 @@ fn three_stage_chain_links_each_stage_to_its_parent() {
     assert_ok(&out);
     let eval = json(&run_dir.join("pretrain/eval.json"));
     assert_eq!(rows_with(&eval, "digit_sum", "cot").len(), 1);
+}
+
+/// Every loss variant, end to end through the stage, from one pretrain parent.
+#[test]
+fn every_dpo_variant_runs_end_to_end() {
+    let runs = tempfile::tempdir().unwrap();
+    let config = runs.path().join("variants.toml");
+    let text = tiny_config_text().replace(
+        "[dpo.loss]",
+        "compare = [\"ipo\", \"hinge\", \"robust\", \"simpo\", \"orpo\", \"kto\"]\n\n[dpo.loss]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let args = |stage: &str| {
+        let mut cmd = xtask();
+        cmd.args(["stage", stage, "--run", "v", "--quiet", "--config"])
+            .arg(&config)
+            .arg("--runs-dir")
+            .arg(runs.path());
+        cmd
+    };
+    assert_ok(&run(&mut args("pretrain")));
+    let out = run(args("dpo")
+        .arg("--from")
+        .arg(runs.path().join("v/pretrain")));
+    assert_ok(&out);
+    let dir = runs.path().join("v/dpo");
+    let eval = json(&dir.join("eval.json"));
+    for variant in ["ipo", "hinge", "robust", "simpo", "orpo", "kto"] {
+        let rows =
+            trainer::metrics::read_rows(&dir.join(format!("metrics.{variant}.jsonl"))).unwrap();
+        assert!(
+            rows.iter().all(|r| r["loss"].as_f64().unwrap().is_finite()),
+            "{variant}"
+        );
+        assert_eq!(
+            rows_with(&eval, "preference", &format!("held_out:{variant}")).len(),
+            1,
+            "{variant}"
+        );
+    }
+    assert!(
+        dir.join("metrics.jsonl").is_file(),
+        "the main (sigmoid) run"
+    );
 }
 
 #[test]

@@ -34,6 +34,9 @@ pub struct BenchArgs {
     /// The lessons' character vocabulary size.
     #[arg(long, default_value_t = 65)]
     vocab: usize,
+    /// Benchmark a DPO step instead: four passes vs concatenated vs cached reference.
+    #[arg(long)]
+    dpo: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -45,6 +48,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         n_layers: args.n_layers,
         n_heads: args.n_heads,
     };
+    if args.dpo {
+        return crate::bench_dpo::run(&device, &config, args.batch, args.warmup, args.steps);
+    }
     let tokens = (args.batch * args.seq_len) as f64;
     let mut rng = StdRng::seed_from_u64(0);
     let batch = random_batch(args, &mut rng, &device);

@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the only place that knows the order of the stages.
 
 mod bench;
+mod bench_dpo;
 mod config;
 mod evaluate;
 mod run;

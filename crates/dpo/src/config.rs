@@ -36,6 +36,10 @@ pub struct DpoConfig {
     pub seed: u64,
     /// Lesson: log margin and preference accuracy every 100 steps.
     pub log_every: usize,
+    /// Held-out task accuracy per K every this many steps (`eval/accuracy_kK` in
+    /// metrics.jsonl); 0 = only after training.
+    #[serde(default)]
+    pub eval_every: usize,
     /// Held-out pairs for the held-out preference accuracy.
     pub eval_pairs: usize,
     /// Held-out problems per K for task accuracy (same as cot-sft's, to compare).
@@ -124,6 +128,10 @@ pub struct LossConfig {
     /// SimPO's target reward margin γ.
     #[serde(default = "default_gamma")]
     pub simpo_gamma: f64,
+    /// TRL's `rpo_alpha`: adds α × the chosen response's per-token NLL to the loss, which keeps
+    /// the chosen likelihood from falling with the rejected one. 0 = the lesson's plain loss.
+    #[serde(default)]
+    pub rpo_alpha: f64,
 }
 
 fn default_gamma() -> f64 {
@@ -167,6 +175,12 @@ impl DpoConfig {
             return Err(format!(
                 "dpo.loss.simpo_gamma must be >= 0, got {}",
                 loss.simpo_gamma
+            ));
+        }
+        if !loss.rpo_alpha.is_finite() || loss.rpo_alpha < 0.0 {
+            return Err(format!(
+                "dpo.loss.rpo_alpha must be >= 0, got {}",
+                loss.rpo_alpha
             ));
         }
         self.optimizer.validate("dpo.optimizer")

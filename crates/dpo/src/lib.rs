@@ -111,7 +111,26 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
             model,
             device: &ctx.device,
         });
-        let model = run.train(policy, reference_handle, &device)?.valid();
+        let per_k = |model: &Gpt| {
+            evaluate_digit_sum(
+                model,
+                &ctx.tokenizer,
+                Mode::Cot,
+                &config.ks,
+                config.eval_per_k,
+                config.eval_seed,
+                &ctx.device,
+            )
+        };
+        let mut per_k_accuracy = |model: &Gpt| {
+            Ok(per_k(model)?
+                .iter()
+                .map(|r| (format!("eval/accuracy_k{}", r.k.unwrap_or(0)), r.accuracy))
+                .collect())
+        };
+        let model = run
+            .train(policy, reference_handle, &device, &mut per_k_accuracy)?
+            .valid();
 
         for (split, set) in [("train", &train_sample), ("held_out", &held_out)] {
             rows.push(preference_accuracy(
@@ -124,15 +143,7 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
                 &format!("{split}{suffix}"),
             ));
         }
-        for mut row in evaluate_digit_sum(
-            &model,
-            &ctx.tokenizer,
-            Mode::Cot,
-            &config.ks,
-            config.eval_per_k,
-            config.eval_seed,
-            &ctx.device,
-        )? {
+        for mut row in per_k(&model)? {
             row.mode.push_str(&suffix);
             rows.push(row);
         }

@@ -166,6 +166,7 @@ mod tests {
             beta,
             label_smoothing: 0.0,
             simpo_gamma: 0.5,
+            rpo_alpha: 0.0,
         }
     }
 

@@ -6,11 +6,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use model::Gpt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use sft::supervised::Evaluator;
 use trainer::{MetricsSink, OptimizerStep, Progress};
 
 use crate::config::{DpoConfig, LossConfig, LossType};
@@ -39,12 +41,14 @@ pub struct Reference<'a> {
 
 impl DpoRun<'_> {
     /// Trains `policy` on the autodiff `device`. `reference` is required by every loss but
-    /// SimPO and ORPO; it is only ever read.
+    /// SimPO and ORPO; it is only ever read. Every `eval_every` steps `evaluate` adds its
+    /// numbers to the metrics row.
     pub fn train(
         &self,
         mut policy: Gpt,
         reference: Option<Reference>,
         device: &Device,
+        evaluate: &mut Evaluator,
     ) -> Result<Gpt> {
         let config = self.config;
         let uses_reference = self.loss.loss_type.needs_reference();
@@ -107,21 +111,29 @@ impl DpoRun<'_> {
                     )
                 }
                 (LossType::Kto, None) => anyhow::bail!("kto needs labelled examples"),
-                _ => pair_loss(
-                    self.loss,
-                    PairInputs {
-                        chosen,
-                        rejected,
-                        reference: reference_logps,
-                    },
-                ),
+                _ => {
+                    let chosen_nll = -chosen.mean().mean();
+                    let mut out = pair_loss(
+                        self.loss,
+                        PairInputs {
+                            chosen,
+                            rejected,
+                            reference: reference_logps,
+                        },
+                    );
+                    if self.loss.rpo_alpha > 0.0 {
+                        out.loss = out.loss + chosen_nll * self.loss.rpo_alpha;
+                    }
+                    out
+                }
             };
             window.add(&out, logps, batch_labels.as_deref());
             let (updated, report) = optimizer.apply(policy, out.loss, step)?;
             policy = updated;
 
             let done = step + 1;
-            if done % config.log_every == 0 || done == config.steps {
+            let evaluate_now = config.eval_every > 0 && done % config.eval_every == 0;
+            if done % config.log_every == 0 || done == config.steps || evaluate_now {
                 let w = window.averages();
                 let mut row = vec![
                     ("step", json!(done)),
@@ -138,6 +150,15 @@ impl DpoRun<'_> {
                 ];
                 if self.loss.loss_type == LossType::Kto {
                     row.push(("kl", json!(w.kl)));
+                }
+                let evaluated = if evaluate_now {
+                    evaluate(&policy.valid())?
+                } else {
+                    Vec::new()
+                };
+                for (name, value) in &evaluated {
+                    progress.println(format!("{} step {done}: {name} {value:.3}", self.label));
+                    row.push((name.as_str(), json!(value)));
                 }
                 metrics.log(&row)?;
                 progress.update(
