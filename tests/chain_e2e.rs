@@ -1,4 +1,4 @@
-//! pretrain → sft → cot-sft → dpo on the tiny config: each stage starts from its parent's final
+//! The five-stage chain on the tiny config: each stage starts from its parent's final
 //! weights, and each writes the evaluation its lesson asks for.
 
 mod common;
@@ -43,7 +43,12 @@ fn the_chain_links_each_stage_to_its_parent() {
     assert_ok(&out);
     let run_dir = runs.path().join("c");
 
-    for (stage, parent) in [("sft", "pretrain"), ("cot-sft", "sft"), ("dpo", "cot-sft")] {
+    for (stage, parent) in [
+        ("sft", "pretrain"),
+        ("cot-sft", "sft"),
+        ("dpo", "cot-sft"),
+        ("rlvr", "dpo"),
+    ] {
         let manifest = json(&run_dir.join(stage).join("manifest.json"));
         let parent_manifest = json(&run_dir.join(parent).join("manifest.json"));
         assert_eq!(
@@ -58,7 +63,7 @@ fn the_chain_links_each_stage_to_its_parent() {
             manifest["tokenizer_hash"],
             parent_manifest["tokenizer_hash"]
         );
-        if stage != "dpo" {
+        if !["dpo", "rlvr"].contains(&stage) {
             let l = losses(&run_dir.join(stage).join("metrics.jsonl"));
             assert!(l.last() < l.first(), "{stage} loss went down: {l:?}");
         }
@@ -127,6 +132,25 @@ fn the_chain_links_each_stage_to_its_parent() {
     let row: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
     assert!(row["prompt"].as_str().unwrap().ends_with('='));
     assert!(row["completion"].as_str().unwrap().starts_with('{'));
+
+    // RLVR: TRL's GRPO metric names every step, per-K accuracy of parent and policy.
+    let rows = trainer::metrics::read_rows(&run_dir.join("rlvr/metrics.jsonl")).unwrap();
+    assert_eq!(rows.len(), 3);
+    for key in [
+        "reward",
+        "reward_std",
+        "frac_reward_zero_std",
+        "kl",
+        "loss",
+        "completions/mean_length",
+        "completions/clipped_ratio",
+    ] {
+        assert!(rows.iter().all(|r| r[key].is_number()), "{key}: {rows:?}");
+    }
+    let rlvr = json(&run_dir.join("rlvr/eval.json"));
+    for mode in ["parent", "cot"] {
+        assert_eq!(rows_with(&rlvr, "digit_sum", mode).len(), 2, "{mode}");
+    }
 
     // Any stage runs alone from an explicit parent folder, into another run.
     let out = run(xtask()

@@ -9,6 +9,7 @@ use data::TokenizerConfig;
 use dpo::DpoConfig;
 use model::GptConfig;
 use pretrain::PretrainConfig;
+use rlvr::RlvrConfig;
 use serde::{Deserialize, Serialize};
 use sft::SftConfig;
 
@@ -23,6 +24,7 @@ pub struct PipelineConfig {
     #[serde(rename = "cot-sft")]
     pub cot_sft: CotSftConfig,
     pub dpo: DpoConfig,
+    pub rlvr: RlvrConfig,
 }
 
 impl PipelineConfig {
@@ -62,7 +64,8 @@ impl PipelineConfig {
         self.pretrain.validate(self.model.block_size)?;
         self.sft.validate()?;
         self.cot_sft.validate()?;
-        self.dpo.validate()
+        self.dpo.validate()?;
+        self.rlvr.validate()
     }
 }
 
@@ -84,7 +87,7 @@ pub const STAGES: [(&str, Option<&str>); 5] = [
 ];
 
 /// Stages that can run today; the others are named in `STAGES` but refuse to pretend.
-pub const IMPLEMENTED: [&str; 4] = ["pretrain", "sft", "cot-sft", "dpo"];
+pub const IMPLEMENTED: [&str; 5] = ["pretrain", "sft", "cot-sft", "dpo", "rlvr"];
 
 pub fn check_stage_name(name: &str) -> Result<()> {
     if !STAGES.iter().any(|(s, _)| *s == name) {

@@ -131,6 +131,7 @@ fn run_stage(run: &Run, stage: &str, from: Option<PathBuf>) -> Result<()> {
         "sft" => sft::run(&ctx, &run.config.sft)?,
         "cot-sft" => cot_sft::run(&ctx, &run.config.cot_sft)?,
         "dpo" => dpo::run(&ctx, &run.config.dpo)?,
+        "rlvr" => rlvr::run(&ctx, &run.config.rlvr)?,
         other => anyhow::bail!("stage `{other}` is not implemented yet"),
     };
     eprintln!(

@@ -7,6 +7,25 @@ use clap::{Args, Subcommand};
 pub enum Sim {
     /// Lesson 05's margin simulator: one pair, one gradient step per row, the margin curve.
     Dpo(DpoSimArgs),
+    /// Lesson 06's group simulator: one prompt's rewards and advantages per step, dead groups.
+    Grpo(GrpoSimArgs),
+}
+
+#[derive(Args)]
+pub struct GrpoSimArgs {
+    /// Rollouts per group.
+    #[arg(long, default_value_t = 4)]
+    k: usize,
+    /// The policy's starting success probability on the prompt.
+    #[arg(long, default_value_t = 0.2)]
+    p0: f64,
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Step size on the logit of p.
+    #[arg(long, default_value_t = 1.0)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -24,7 +43,57 @@ pub struct DpoSimArgs {
 pub fn run(sim: &Sim) -> Result<()> {
     match sim {
         Sim::Dpo(args) => dpo(args),
+        Sim::Grpo(args) => grpo(args),
     }
+}
+
+fn grpo(args: &GrpoSimArgs) -> Result<()> {
+    anyhow::ensure!(args.k >= 2, "--k must be >= 2, got {}", args.k);
+    anyhow::ensure!(
+        args.p0 > 0.0 && args.p0 < 1.0,
+        "--p0 must be in (0, 1), got {}",
+        args.p0
+    );
+    let run = rlvr::simulator::simulate(args.k, args.p0, args.lr, args.steps, args.seed);
+    println!(
+        "GRPO group simulator: K = {}, p0 = {}, η = {}",
+        args.k, args.p0, args.lr
+    );
+    println!(
+        "{:>5}  {:>6}  {:<w$}  {:<a$}  {:>9}",
+        "step",
+        "p",
+        "rewards",
+        "advantages",
+        "dead rate",
+        w = 2 * args.k + 2,
+        a = 7 * args.k + 2
+    );
+    for s in &run {
+        let rewards: Vec<String> = s.rewards.iter().map(|r| format!("{r:.0}")).collect();
+        let advantages = match &s.advantages {
+            Some(a) => a
+                .iter()
+                .map(|x| format!("{x:+.2}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => "dead: all rewards equal, skipped".to_string(),
+        };
+        println!(
+            "{:>5}  {:>6.3}  [{:<w$}]  {:<a$}  {:>9.2}",
+            s.step,
+            s.p,
+            rewards.join(" "),
+            advantages,
+            s.dead_rate,
+            w = 2 * args.k - 1,
+            a = 7 * args.k + 2
+        );
+    }
+    let p: Vec<f64> = run.iter().map(|s| s.p).collect();
+    println!("\nsuccess probability p over steps:");
+    print!("{}", plot(&p, 60, 10));
+    Ok(())
 }
 
 fn dpo(args: &DpoSimArgs) -> Result<()> {

@@ -21,12 +21,36 @@ pub struct SamplingOptions {
 
 /// Continues every prompt in `prompts` (all the same length) and returns the new tokens of
 /// each row, cut after `stop_token`. Generation never runs past the model's block size.
+/// Each step feeds only the newest token and reuses the cached keys and values.
 pub fn generate(
     model: &Gpt,
     prompts: &[Vec<u32>],
     options: SamplingOptions,
     rng: &mut StdRng,
     device: &Device,
+) -> Vec<Vec<u32>> {
+    decode(model, prompts, options, rng, device, true)
+}
+
+/// [`generate`] without the KV cache: every step runs the whole sequence again. Same tokens
+/// for the same seed; kept as the baseline of the rollout benchmark.
+pub fn generate_without_cache(
+    model: &Gpt,
+    prompts: &[Vec<u32>],
+    options: SamplingOptions,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Vec<Vec<u32>> {
+    decode(model, prompts, options, rng, device, false)
+}
+
+fn decode(
+    model: &Gpt,
+    prompts: &[Vec<u32>],
+    options: SamplingOptions,
+    rng: &mut StdRng,
+    device: &Device,
+    use_cache: bool,
 ) -> Vec<Vec<u32>> {
     let batch = prompts.len();
     if batch == 0 {
@@ -44,9 +68,14 @@ pub fn generate(
     let mut cache = KvCache::default();
     let mut outputs = vec![Vec::new(); batch];
     let mut done = vec![false; batch];
+    let mut sequences: Vec<Vec<u32>> = prompts.to_vec();
     let mut input = ids_tensor(prompts, device);
     for _ in 0..budget {
-        let logits = model.forward_cached(input, &mut cache);
+        let logits = if use_cache {
+            model.forward_cached(input, &mut cache)
+        } else {
+            model.forward(input)
+        };
         let [_, t, vocab] = logits.dims();
         let last = logits.narrow(1, t - 1, 1).reshape([batch, vocab]);
         let last: Vec<f32> = last
@@ -62,11 +91,16 @@ pub fn generate(
                 done[row] = options.stop_token == Some(token);
             }
             next.push(vec![token]);
+            sequences[row].push(token);
         }
         if done.iter().all(|&d| d) {
             break;
         }
-        input = ids_tensor(&next, device);
+        input = if use_cache {
+            ids_tensor(&next, device)
+        } else {
+            ids_tensor(&sequences, device)
+        };
     }
     outputs
 }

@@ -112,6 +112,37 @@ fn cached_decoding_matches_the_full_forward_pass() {
 }
 
 #[test]
+fn cached_and_uncached_sampling_draw_the_same_tokens() {
+    use crate::generate::{generate, generate_without_cache, SamplingOptions};
+    use rand::{rngs::StdRng, SeedableRng};
+    let gpt = model();
+    let prompts = vec![vec![1, 2, 3], vec![4, 5, 6], vec![7, 8, 9]];
+    let options = SamplingOptions {
+        max_new_tokens: 10,
+        temperature: 1.0,
+        top_k: 0,
+        stop_token: Some(0),
+    };
+    let device = Device::flex();
+    let cached = generate(
+        &gpt,
+        &prompts,
+        options,
+        &mut StdRng::seed_from_u64(5),
+        &device,
+    );
+    let full = generate_without_cache(
+        &gpt,
+        &prompts,
+        options,
+        &mut StdRng::seed_from_u64(5),
+        &device,
+    );
+    assert_eq!(cached, full);
+    assert!(cached.iter().all(|row| !row.is_empty() && row.len() <= 10));
+}
+
+#[test]
 fn checkpoint_round_trips_and_rejects_a_truncated_file() {
     let gpt = model();
     let dir = tempfile::tempdir().unwrap();

@@ -1,1 +1,87 @@
-//! Stage `rlvr`: not implemented yet. `cargo xtask stage rlvr` says so and exits non-zero.
+//! Lesson 06: reinforcement learning from verifiable rewards with GRPO. Policy and frozen
+//! reference start from the parent (DPO by default); rewards come from the strict digit-sum
+//! verifier; groups of rollouts per prompt replace a value network.
+
+pub mod advantage;
+pub mod config;
+pub mod reward;
+pub mod rollout;
+pub mod simulator;
+pub mod train;
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::module::Module;
+use data::tasks::digit_sum::{train_problems, Mode};
+use data::tokenizer::PAD;
+use eval::{evaluate_digit_sum, format_row, write_eval};
+use model::Gpt;
+use trainer::outputs::{config_hash, save_stage};
+use trainer::parent::load_parent;
+use trainer::{files, Manifest, StageContext};
+
+pub use config::RlvrConfig;
+use train::GrpoRun;
+
+pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&ctx.out_dir)
+        .with_context(|| format!("creating {}", ctx.out_dir.display()))?;
+    let pad = ctx.tokenizer.symbol_id(PAD)?;
+    let device = ctx.device.clone().autodiff();
+    let problems = train_problems(&config.ks, config.n_prompts, config.seed);
+
+    let per_k = |model: &Gpt| {
+        evaluate_digit_sum(
+            model,
+            &ctx.tokenizer,
+            Mode::Cot,
+            &config.ks,
+            config.eval_per_k,
+            config.eval_seed,
+            &ctx.device,
+        )
+    };
+    let mut per_k_accuracy = |model: &Gpt| {
+        Ok(per_k(model)?
+            .iter()
+            .map(|r| (format!("eval/accuracy_k{}", r.k.unwrap_or(0)), r.accuracy))
+            .collect())
+    };
+
+    // The reference on the plain device: no autodiff, so nothing can ever update it.
+    let reference = load_parent(ctx, &ctx.device)?;
+    let run = GrpoRun {
+        problems: &problems,
+        tokenizer: &ctx.tokenizer,
+        config,
+        pad_id: pad,
+        label: &ctx.stage,
+        metrics_path: &ctx.out_dir.join(files::METRICS),
+        quiet: ctx.quiet,
+    };
+    let model = run
+        .train(
+            load_parent(ctx, &device)?,
+            &reference,
+            &ctx.device,
+            &device,
+            &mut per_k_accuracy,
+        )?
+        .valid();
+
+    let mut rows = per_k(&reference)?;
+    for row in &mut rows {
+        row.mode = "parent".into();
+    }
+    rows.extend(per_k(&model)?);
+    for row in &rows {
+        eprintln!("{}: {}", ctx.stage, format_row(row));
+    }
+    write_eval(&ctx.out_dir.join(files::EVAL), &rows)?;
+    save_stage(ctx, &model, config.steps, &config_hash(config), started)
+}
+
+#[cfg(test)]
+mod tests;

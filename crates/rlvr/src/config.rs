@@ -1,0 +1,80 @@
+use serde::{Deserialize, Serialize};
+use trainer::{LrSchedule, OptimConfig};
+
+/// `[rlvr]` in `pipeline.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlvrConfig {
+    /// Digit counts of the prompts (and of the evaluation).
+    pub ks: Vec<usize>,
+    /// Train-split problems the prompts are drawn from.
+    pub n_prompts: usize,
+    pub prompts_per_step: usize,
+    /// Rollouts per prompt (lesson: K = 4).
+    pub group_size: usize,
+    /// Lesson: 1.0.
+    pub temperature: f32,
+    #[serde(default)]
+    pub top_k: usize,
+    /// Weight of the k3 KL penalty (lesson: 0.05).
+    pub beta: f64,
+    /// Reward for a well-formed but wrong trace; 0 = the lesson's binary reward.
+    #[serde(default)]
+    pub partial_credit: f64,
+    /// Lesson: 800.
+    pub steps: usize,
+    pub seed: u64,
+    pub log_every: usize,
+    /// Held-out accuracy per K every this many steps; 0 = only after training.
+    #[serde(default)]
+    pub eval_every: usize,
+    pub eval_per_k: usize,
+    pub eval_seed: u64,
+    pub optimizer: OptimConfig,
+    #[serde(default)]
+    pub schedule: LrSchedule,
+}
+
+impl RlvrConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("n_prompts", self.n_prompts),
+            ("prompts_per_step", self.prompts_per_step),
+            ("steps", self.steps),
+            ("log_every", self.log_every),
+            ("eval_per_k", self.eval_per_k),
+        ] {
+            if value == 0 {
+                return Err(format!("rlvr.{key} must be > 0"));
+            }
+        }
+        if self.group_size < 2 {
+            return Err(format!(
+                "rlvr.group_size must be >= 2 (a group of one has no advantage), got {}",
+                self.group_size
+            ));
+        }
+        if self.ks.is_empty() || self.ks.iter().any(|&k| !(2..=9).contains(&k)) {
+            return Err(format!(
+                "rlvr.ks must be digit counts in 2..=9, got {:?}",
+                self.ks
+            ));
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(format!(
+                "rlvr.temperature must be > 0, got {}",
+                self.temperature
+            ));
+        }
+        if !(self.beta >= 0.0 && self.beta.is_finite()) {
+            return Err(format!("rlvr.beta must be >= 0, got {}", self.beta));
+        }
+        if !(0.0..1.0).contains(&self.partial_credit) {
+            return Err(format!(
+                "rlvr.partial_credit must be in [0, 1), got {}",
+                self.partial_credit
+            ));
+        }
+        self.optimizer.validate("rlvr.optimizer")
+    }
+}
