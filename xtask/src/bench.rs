@@ -37,6 +37,9 @@ pub struct BenchArgs {
     /// Benchmark a DPO step instead: four passes vs concatenated vs cached reference.
     #[arg(long)]
     dpo: bool,
+    /// Benchmark RLVR rollouts instead: tokens/s with and without the KV cache.
+    #[arg(long)]
+    rollout: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -50,6 +53,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     if args.dpo {
         return crate::bench_dpo::run(&device, &config, args.batch, args.warmup, args.steps);
+    }
+    if args.rollout {
+        return crate::bench_rollout::run(&device, &config, args.batch, args.steps.min(5));
     }
     let tokens = (args.batch * args.seq_len) as f64;
     let mut rng = StdRng::seed_from_u64(0);

@@ -69,6 +69,44 @@ impl PipelineConfig {
     }
 }
 
+/// `--quick`: the same five stages and model with every budget cut, so a newcomer sees the
+/// whole chain and its report in a few minutes on 2 cores. The numbers it produces are a
+/// first look, not the lessons' results; the report says which preset made it.
+impl PipelineConfig {
+    pub fn quick(mut self) -> Self {
+        let p = &mut self.pretrain;
+        p.steps = 250;
+        p.log_every = 25;
+        p.eval_every = 125;
+        p.eval_batches = 4;
+        let s = &mut self.sft.train;
+        s.steps = 150;
+        s.log_every = 25;
+        s.eval_every = 50;
+        let c = &mut self.cot_sft;
+        c.n_train = 1000;
+        c.eval_per_k = 40;
+        c.train.steps = 150;
+        c.train.log_every = 25;
+        c.train.eval_every = 0;
+        let d = &mut self.dpo;
+        d.n_train = 400;
+        d.steps = 60;
+        d.log_every = 10;
+        d.eval_every = 30;
+        d.eval_pairs = 100;
+        d.eval_per_k = 40;
+        d.compare.clear();
+        let r = &mut self.rlvr;
+        r.steps = 30;
+        r.prompts_per_step = 4;
+        r.log_every = 5;
+        r.eval_every = 0;
+        r.eval_per_k = 40;
+        self
+    }
+}
+
 fn resolve(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()

@@ -2,8 +2,10 @@
 
 mod bench;
 mod bench_dpo;
+mod bench_rollout;
 mod config;
 mod evaluate;
+mod report;
 mod run;
 mod sample;
 mod sim;
@@ -49,6 +51,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Training and forward-only tokens/s of the lesson model on the chosen device.
     Bench(bench::BenchArgs),
+    /// Write runs/NAME/report.md and report.html (tables and plots) from a run's files.
+    Report(report::ReportArgs),
     /// The lessons' simulators in the terminal.
     #[command(subcommand)]
     Sim(sim::Sim),
@@ -59,9 +63,9 @@ struct RunArgs {
     /// Pipeline settings.
     #[arg(long, default_value = "pipeline.toml")]
     config: PathBuf,
-    /// Run name: outputs go to RUNS_DIR/NAME/STAGE.
-    #[arg(long, default_value = "default")]
-    run: String,
+    /// Run name: outputs go to RUNS_DIR/NAME/STAGE [default: "default", or "quick" with --quick].
+    #[arg(long)]
+    run: Option<String>,
     #[arg(long, default_value = "runs")]
     runs_dir: PathBuf,
     /// Backend, chosen once for the whole run: flex (CPU) or wgpu (GPU, needs --features wgpu).
@@ -70,16 +74,29 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// The small preset: every stage with cut budgets, a few minutes in all on 2 cores.
+    #[arg(long)]
+    quick: bool,
 }
 
 impl RunArgs {
     fn open(&self) -> Result<Run> {
-        Ok(Run {
-            dir: self.runs_dir.join(&self.run),
-            config: PipelineConfig::load(&self.config)?,
+        let config = PipelineConfig::load(&self.config)?;
+        let (config, preset, default_name) = if self.quick {
+            (config.quick(), "quick", "quick")
+        } else {
+            (config, "default", "default")
+        };
+        let run = Run {
+            dir: self
+                .runs_dir
+                .join(self.run.as_deref().unwrap_or(default_name)),
+            config,
             device: self.device,
             quiet: self.quiet,
-        })
+        };
+        run.record_preset(preset, &self.config)?;
+        Ok(run)
     }
 }
 
@@ -108,6 +125,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             if !skipped.is_empty() {
                 eprintln!("not implemented yet, so not run: {}", skipped.join(", "));
             }
+            let report = report::write(&run.dir)?;
+            eprintln!("report: {}", report.display());
             Ok(())
         }
         Command::Stage { name, from, args } => {
@@ -118,6 +137,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Sample(args) => sample::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Sim(sim) => sim::run(&sim),
+        Command::Report(args) => report::run(&args),
     }
 }
 

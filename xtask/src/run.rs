@@ -25,6 +25,31 @@ impl Run {
         self.dir.join(stage)
     }
 
+    /// Writes `run.json` (which preset and config made this run), refusing to mix presets in
+    /// one run folder: the report must be able to say which one produced it.
+    pub fn record_preset(&self, preset: &str, config: &Path) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let path = self.dir.join("run.json");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let saved: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid JSON", path.display()))?;
+            if saved["preset"] != preset {
+                bail!(
+                    "run {} was made with the {} preset, this command asks for {preset}: \
+                     use another --run name",
+                    self.dir.display(),
+                    saved["preset"]
+                );
+            }
+        }
+        let info = serde_json::json!({ "preset": preset, "config": config.display().to_string() });
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&info)?)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+
     /// The run's one vocabulary: loaded if this run already has it, else trained on the union
     /// of every stage's text and saved. A run never silently switches tokenizers.
     pub fn tokenizer(&self) -> Result<TextTokenizer> {

@@ -23,18 +23,29 @@ pub struct Rollout {
     pub clipped: bool,
 }
 
+/// How rollouts are drawn.
+#[derive(Debug, Clone, Copy)]
+pub struct RolloutOptions {
+    pub group_size: usize,
+    pub temperature: f32,
+    pub top_k: usize,
+}
+
 /// `group_size` rollouts for each prompt, returned prompt-major: rollouts
 /// `[i·group_size, (i+1)·group_size)` answer prompt i.
 pub fn rollouts(
     model: &Gpt,
     tokenizer: &TextTokenizer,
     prompts: &[String],
-    group_size: usize,
-    temperature: f32,
-    top_k: usize,
+    options: RolloutOptions,
     rng: &mut StdRng,
     device: &Device,
 ) -> Result<Vec<Rollout>> {
+    let RolloutOptions {
+        group_size,
+        temperature,
+        top_k,
+    } = options;
     let end = tokenizer.symbol_id(END)?;
     let mut by_length: BTreeMap<usize, Vec<(usize, Vec<u32>)>> = BTreeMap::new();
     for (i, prompt) in prompts.iter().enumerate() {

@@ -21,7 +21,7 @@ use trainer::{MetricsSink, OptimizerStep, Progress};
 use crate::advantage::{group_advantages, group_std};
 use crate::config::RlvrConfig;
 use crate::reward::reward;
-use crate::rollout::{rollouts, Rollout};
+use crate::rollout::{rollouts, Rollout, RolloutOptions};
 
 pub struct GrpoRun<'a> {
     pub problems: &'a [DigitSum],
@@ -62,9 +62,11 @@ impl GrpoRun<'_> {
                 &policy.valid(),
                 self.tokenizer,
                 &prompts,
-                k,
-                config.temperature,
-                config.top_k,
+                RolloutOptions {
+                    group_size: k,
+                    temperature: config.temperature,
+                    top_k: config.top_k,
+                },
                 &mut rng,
                 plain,
             )?;
