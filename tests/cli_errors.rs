@@ -17,19 +17,6 @@ fn with_config(text: &str) -> (tempfile::TempDir, std::process::Output) {
 }
 
 #[test]
-fn unimplemented_stage_says_so_and_fails() {
-    let out = run(xtask()
-        .args(["stage", "dpo", "--config"])
-        .arg(tiny_config()));
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("stage `dpo` is not implemented yet"),
-        "{}",
-        stderr(&out)
-    );
-}
-
-#[test]
 fn unknown_stage_is_an_error() {
     let out = run(xtask().args(["stage", "finetune"]));
     assert!(!out.status.success());
@@ -80,4 +67,77 @@ fn wgpu_without_the_feature_is_a_clear_error() {
     let out = run(xtask().args(["bench", "--device", "wgpu", "--steps", "1"]));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("`wgpu` feature"), "{}", stderr(&out));
+}
+
+/// Each bad value names its key; nothing is written.
+#[test]
+fn out_of_range_stage_values_are_named() {
+    for (from, to, message) in [
+        ("beta = 0.1", "beta = 0.0", "dpo.loss.beta must be > 0"),
+        (
+            "ks = [2, 3]\ndirect_twin",
+            "ks = [1, 3]\ndirect_twin",
+            "cot-sft.ks must be digit counts in 2..=9",
+        ),
+        (
+            "group_size = 4",
+            "group_size = 1",
+            "rlvr.group_size must be >= 2",
+        ),
+        (
+            "lr = 1e-3\nweight_decay = 0.0\ngrad_clip = 1.0\n\n[rlvr]",
+            "lr = 0.0\nweight_decay = 0.0\ngrad_clip = 1.0\n\n[rlvr]",
+            "dpo.optimizer.lr must be > 0",
+        ),
+    ] {
+        let text = tiny_config_text();
+        assert!(text.contains(from), "the tiny config has {from:?}");
+        let (dir, out) = with_config(&text.replacen(from, to, 1));
+        assert!(!out.status.success(), "{to}");
+        assert!(stderr(&out).contains(message), "{to}: {}", stderr(&out));
+        assert!(
+            !dir.path().join("runs").exists(),
+            "nothing written for {to}"
+        );
+    }
+}
+
+#[test]
+fn malformed_jsonl_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.jsonl");
+    std::fs::write(
+        &pairs,
+        "{\"prompt\": \"1+2=\", \"chosen\": \"{1+2=3}3#\", \"rejected\": \"{1+2=4}4#\"}\n{\"prompt\": \"1+2=\"}\n",
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    let text = tiny_config_text().replace(
+        "[dpo]\n",
+        &format!("[dpo]\ntrain_file = {:?}\n", pairs.display().to_string()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let stage = |name: &str, from: Option<&std::path::Path>| {
+        let mut cmd = xtask();
+        cmd.args(["stage", name, "--quiet", "--run", "j", "--config"])
+            .arg(&config)
+            .arg("--runs-dir")
+            .arg(dir.path().join("runs"));
+        if let Some(from) = from {
+            cmd.arg("--from").arg(from);
+        }
+        run(&mut cmd)
+    };
+    assert_ok(&stage("pretrain", None));
+    let out = stage("dpo", Some(&dir.path().join("runs/j/pretrain")));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("pairs.jsonl:2:") && err.contains("chosen"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("runs/j/dpo/model.safetensors").exists(),
+        "no checkpoint from bad data"
+    );
 }

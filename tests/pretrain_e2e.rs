@@ -94,7 +94,7 @@ fn pretrain_writes_its_files_and_the_loss_goes_down() {
 }
 
 #[test]
-fn pipeline_runs_the_implemented_stages_in_order() {
+fn pipeline_runs_every_stage_and_writes_the_report() {
     let runs = tempfile::tempdir().unwrap();
     let out = run(xtask()
         .args(["pipeline", "--run", "p", "--quiet", "--config"])
@@ -104,4 +104,25 @@ fn pipeline_runs_the_implemented_stages_in_order() {
     assert_ok(&out);
     assert!(runs.path().join("p/pretrain/model.safetensors").is_file());
     assert!(runs.path().join("p/tokenizer.json").is_file());
+    assert!(runs.path().join("p/rlvr/model.safetensors").is_file());
+    let report = std::fs::read_to_string(runs.path().join("p/report.md")).unwrap();
+    for section in [
+        "## The chain",
+        "## Pretrain",
+        "## SFT",
+        "## CoT-SFT",
+        "## DPO",
+        "## RLVR",
+        "per K after every stage",
+    ] {
+        assert!(report.contains(section), "{section} in\n{report}");
+    }
+    let html = std::fs::read_to_string(runs.path().join("p/report.html")).unwrap();
+    assert!(html.contains("<table>") && html.contains("report/pretrain_loss.svg"));
+    let svg = std::fs::read_to_string(runs.path().join("p/report/pretrain_loss.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
 }

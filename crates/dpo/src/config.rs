@@ -59,7 +59,7 @@ fn yes() -> bool {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum PairSource {
     /// The lesson's toy: correct trace vs the same trace with one corrupted step.
     Corrupted,
@@ -184,5 +184,20 @@ impl DpoConfig {
             ));
         }
         self.optimizer.validate("dpo.optimizer")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_config_file() {
+        let source: PairSource = serde_json::from_str("\"on_policy\"").unwrap();
+        assert_eq!(source, PairSource::OnPolicy);
+        for loss in LossType::ALL {
+            let parsed: LossType = serde_json::from_str(&format!("\"{}\"", loss.name())).unwrap();
+            assert_eq!(parsed, loss);
+        }
     }
 }
