@@ -125,4 +125,52 @@ fn pipeline_runs_every_stage_and_writes_the_report() {
         "{}",
         &svg[..200.min(svg.len())]
     );
+
+    // A rerun skips every finished stage; --restart-from redoes a stage and what follows.
+    let again = |extra: &[&str]| {
+        run(xtask()
+            .args(["pipeline", "--run", "p", "--quiet", "--config"])
+            .arg(tiny_config())
+            .arg("--runs-dir")
+            .arg(runs.path())
+            .args(extra))
+    };
+    let modified = |stage: &str| {
+        std::fs::metadata(runs.path().join(format!("p/{stage}/manifest.json")))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before: Vec<_> = ["pretrain", "sft", "cot-sft", "dpo", "rlvr"]
+        .map(modified)
+        .into();
+    let out = again(&[]);
+    assert_ok(&out);
+    assert_eq!(
+        stderr(&out).matches("up to date").count(),
+        5,
+        "{}",
+        stderr(&out)
+    );
+    let out = again(&["--restart-from", "dpo"]);
+    assert_ok(&out);
+    assert_eq!(
+        stderr(&out).matches("up to date").count(),
+        3,
+        "{}",
+        stderr(&out)
+    );
+    let after: Vec<_> = ["pretrain", "sft", "cot-sft", "dpo", "rlvr"]
+        .map(modified)
+        .into();
+    assert_eq!(before[..3], after[..3], "pretrain, sft, cot-sft untouched");
+    assert!(
+        after[3] > before[3] && after[4] > before[4],
+        "dpo and rlvr redone"
+    );
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
 }

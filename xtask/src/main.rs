@@ -32,8 +32,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every implemented stage in order, each starting from the previous one's checkpoint.
-    Pipeline(RunArgs),
+    /// Run every stage in order, each starting from the previous one's checkpoint. Stages
+    /// already finished with the same settings and parent are skipped.
+    Pipeline {
+        #[command(flatten)]
+        args: RunArgs,
+        /// Redo this stage and every stage after it, even if up to date.
+        #[arg(long)]
+        restart_from: Option<String>,
+    },
     /// Run one stage.
     Stage {
         /// pretrain, sft, cot-sft, dpo or rlvr.
@@ -112,9 +119,24 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Pipeline(args) => {
+        Command::Pipeline { args, restart_from } => {
+            if let Some(stage) = &restart_from {
+                check_stage_name(stage)?;
+            }
             let run = args.open()?;
-            for (stage, _) in STAGES.iter().filter(|(s, _)| IMPLEMENTED.contains(s)) {
+            let tokenizer = run.tokenizer()?;
+            let restart_at = restart_from
+                .as_deref()
+                .and_then(|r| STAGES.iter().position(|(s, _)| *s == r));
+            for (i, (stage, parent)) in STAGES.iter().enumerate() {
+                if !IMPLEMENTED.contains(stage) {
+                    continue;
+                }
+                let forced = restart_at.is_some_and(|r| i >= r);
+                if !forced && run.is_up_to_date(stage, *parent, &tokenizer) {
+                    eprintln!("{stage}: up to date (same settings and parent), skipped");
+                    continue;
+                }
                 run_stage(&run, stage, None)?;
             }
             let skipped: Vec<&str> = STAGES

@@ -9,7 +9,8 @@ use data::tasks::reverse;
 use data::tokenizer::TASK_ALPHABET;
 use data::TextTokenizer;
 use model::DeviceChoice;
-use trainer::{files, StageContext};
+use trainer::outputs::config_hash;
+use trainer::{files, Manifest, StageContext};
 
 use crate::config::PipelineConfig;
 
@@ -113,6 +114,48 @@ impl Run {
             parent_dir,
             quiet: self.quiet,
         })
+    }
+}
+
+impl Run {
+    /// SHA-256 of one stage's settings, the same value the stage records in its manifest.
+    pub fn stage_config_hash(&self, stage: &str) -> Option<String> {
+        let c = &self.config;
+        Some(match stage {
+            "pretrain" => config_hash(&c.pretrain),
+            "sft" => config_hash(&c.sft),
+            "cot-sft" => config_hash(&c.cot_sft),
+            "dpo" => config_hash(&c.dpo),
+            "rlvr" => config_hash(&c.rlvr),
+            _ => return None,
+        })
+    }
+
+    /// A stage is up to date when its folder holds a finished stage (a manifest) made with
+    /// the same settings, tokenizer and model shape, from the parent checkpoint that is there
+    /// now. Rerunning the pipeline skips such stages.
+    pub fn is_up_to_date(
+        &self,
+        stage: &str,
+        parent: Option<&str>,
+        tokenizer: &TextTokenizer,
+    ) -> bool {
+        let Ok(manifest) = Manifest::load(&self.stage_dir(stage).join(files::MANIFEST)) else {
+            return false;
+        };
+        let mut model = self.config.model.clone();
+        model.vocab_size = tokenizer.vocab_size();
+        let parent_ok = match parent {
+            None => manifest.parent_checkpoint_hash.is_none(),
+            Some(p) => Manifest::load(&self.stage_dir(p).join(files::MANIFEST))
+                .map(|pm| manifest.parent_checkpoint_hash.as_ref() == Some(&pm.checkpoint_hash))
+                .unwrap_or(false),
+        };
+        parent_ok
+            && Some(&manifest.config_hash) == self.stage_config_hash(stage).as_ref()
+            && manifest.tokenizer_hash == tokenizer.hash()
+            && manifest.model == model
+            && self.stage_dir(stage).join(files::CHECKPOINT).is_file()
     }
 }
 

@@ -47,8 +47,11 @@ pub fn sample_pairs(
             .iter()
             .find(|o| problem.verify(Mode::Cot, o) == Verdict::Correct);
         // A rejected sample must fit the model's block next to its prompt (a rambling sample
-        // cut at the length limit may not); characters bound tokens for both tokenizers.
-        let fits = |o: &&String| problem.prompt().len() + o.len() <= model.block_size();
+        // cut at the length limit may not; characters bound tokens for both tokenizers) and
+        // survive the JSONL round trip (a sampled `<|unk|>` id does not re-encode).
+        let fits = |o: &&String| {
+            problem.prompt().len() + o.len() <= model.block_size() && tokenizer.encode(o).is_ok()
+        };
         let wrong = group
             .iter()
             .filter(fits)
