@@ -48,7 +48,7 @@ pub fn html(title: &str, blocks: &[Block]) -> String {
     for block in blocks {
         match block {
             Block::Heading(level, text) => {
-                out.push_str(&format!("<h{level}>{}</h{level}>\n", escape(text)))
+                out.push_str(&format!("<h{level}>{}</h{level}>\n", inline(text)))
             }
             Block::Paragraph(text) => out.push_str(&format!("<p>{}</p>\n", inline(text))),
             Block::Table { header, rows } => {

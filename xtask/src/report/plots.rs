@@ -44,6 +44,7 @@ pub fn lines(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Resu
     chart
         .configure_mesh()
         .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc(y_label)
         .draw()
         .map_err(|e| err(&e))?;
