@@ -16,6 +16,9 @@ use sft::SftConfig;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
+    /// Steps between training-state snapshots, so a killed stage resumes (0 = never).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: usize,
     pub model: GptConfig,
     #[serde(default)]
     pub tokenizer: TokenizerConfig,
@@ -105,6 +108,10 @@ impl PipelineConfig {
         r.eval_per_k = 40;
         self
     }
+}
+
+fn default_checkpoint_every() -> usize {
+    250
 }
 
 fn resolve(base: &Path, path: &Path) -> PathBuf {

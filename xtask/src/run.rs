@@ -113,6 +113,7 @@ impl Run {
             model,
             parent_dir,
             quiet: self.quiet,
+            checkpoint_every: self.config.checkpoint_every,
         })
     }
 }

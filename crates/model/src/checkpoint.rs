@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 
 use crate::{Gpt, GptConfig};
@@ -71,4 +71,31 @@ pub fn load(path: &Path, device: &Device) -> Result<(Gpt, GptConfig)> {
         );
     }
     Ok((model, config))
+}
+
+/// A training-state snapshot in Burn's own format, which keeps every parameter's id: the
+/// optimizer's state is keyed by those ids, so a resumed run finds its moments again.
+/// (Safetensors carries no ids; it is the format for finished checkpoints.)
+pub fn save_state(model: &Gpt, path: &Path) -> Result<()> {
+    let mut store = BurnpackStore::from_file(path).overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("writing training state {}: {e:?}", path.display()))
+}
+
+pub fn load_state(config: &GptConfig, path: &Path, device: &Device) -> Result<Gpt> {
+    let mut model = Gpt::new(config, device);
+    let mut store = BurnpackStore::from_file(path);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("training state {} is unreadable: {e:?}", path.display()))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        bail!(
+            "training state {} does not match the model: missing {:?}, errors {:?}",
+            path.display(),
+            result.missing,
+            result.errors
+        );
+    }
+    Ok(model)
 }

@@ -15,10 +15,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::json;
 use trainer::outputs::{config_hash, save_stage};
-use trainer::{files, Manifest, MetricsSink, OptimizerStep, Progress, StageContext};
+use trainer::resume::Resume;
+use trainer::{files, Manifest, OptimizerStep, Progress, StageContext};
 
 pub use config::PretrainConfig;
-use windows::{random_windows, validation_windows};
+use windows::{random_windows, skip_windows, validation_windows};
 
 pub fn run(ctx: &StageContext, config: &PretrainConfig) -> Result<Manifest> {
     let started = Instant::now();
@@ -43,17 +44,40 @@ pub fn run(ctx: &StageContext, config: &PretrainConfig) -> Result<Manifest> {
     // Model on the autodiff device, seeded so a rerun gives the same weights.
     let device = ctx.device.clone().autodiff();
     device.seed(config.seed);
-    let mut model = Gpt::new(&ctx.model, &device);
+    let model = Gpt::new(&ctx.model, &device);
     let mut optimizer = OptimizerStep::new(&config.optimizer, &config.schedule, config.steps);
     let mut rng = StdRng::seed_from_u64(config.seed);
 
-    let mut metrics = MetricsSink::create(&ctx.out_dir.join(files::METRICS))?;
+    // A killed run picks up from its last snapshot: weights, optimizer, step, metrics rows;
+    // the sampler's random stream is replayed to the same point.
+    let resume = Resume::new(
+        &ctx.out_dir,
+        "pretrain",
+        &config_hash(config),
+        ctx.checkpoint_every,
+        &ctx.model,
+    );
+    let start = resume.start(
+        model,
+        &mut optimizer,
+        &ctx.out_dir.join(files::METRICS),
+        &device,
+    )?;
+    let (mut model, mut metrics) = (start.model, start.metrics);
+    for _ in 0..start.step {
+        skip_windows(
+            corpus.train.len(),
+            config.seq_len,
+            config.batch_size,
+            &mut rng,
+        );
+    }
     let progress = Progress::new(&ctx.stage, config.steps, ctx.quiet);
     let tokens_per_step = (config.batch_size * config.seq_len) as f64;
     let mut window_start = Instant::now();
     let mut window_steps = 0usize;
 
-    for step in 0..config.steps {
+    for step in start.step..config.steps {
         let batch = random_windows(
             &corpus.train,
             config.seq_len,
@@ -93,8 +117,10 @@ pub fn run(ctx: &StageContext, config: &PretrainConfig) -> Result<Manifest> {
             window_start = Instant::now();
             window_steps = 0;
         }
+        resume.save_if_due(done, config.steps, &model, &optimizer, &metrics)?;
     }
     progress.finish();
+    resume.finish();
 
     save_stage(
         ctx,

@@ -16,6 +16,7 @@ use data::tokenizer::PAD;
 use eval::{evaluate_exact_match, evaluate_reverse, format_row, write_eval, EvalRow};
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
+use trainer::resume::Resume;
 use trainer::{files, Manifest, StageContext};
 
 pub use config::SftConfig;
@@ -62,6 +63,13 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
             label: if is_main { &ctx.stage } else { label },
             metrics_path: &metrics_path,
             quiet: ctx.quiet,
+            resume: Resume::new(
+                &ctx.out_dir,
+                label,
+                &config_hash(&(config, mask_prompt)),
+                ctx.checkpoint_every,
+                &ctx.model,
+            ),
         };
         let mut held_out_accuracy = |model: &Gpt| {
             let row = evaluate_reverse(model, &ctx.tokenizer, &held_out, label, &ctx.device)?;

@@ -13,7 +13,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use trainer::{LrSchedule, MetricsSink, OptimConfig, OptimizerStep, Progress};
+use trainer::resume::Resume;
+use trainer::{LrSchedule, OptimConfig, OptimizerStep, Progress};
 
 /// Settings of one supervised run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,21 +62,30 @@ pub struct SupervisedRun<'a> {
     pub label: &'a str,
     pub metrics_path: &'a Path,
     pub quiet: bool,
+    /// Snapshots for resuming this loop after a kill.
+    pub resume: Resume,
 }
 
 impl SupervisedRun<'_> {
     /// Trains `model` (on the autodiff `device`) and returns it. A metrics row every
     /// `log_every` steps; every `eval_every` steps `evaluate` adds its numbers to the row.
-    pub fn train(&self, mut model: Gpt, device: &Device, evaluate: &mut Evaluator) -> Result<Gpt> {
+    pub fn train(&self, model: Gpt, device: &Device, evaluate: &mut Evaluator) -> Result<Gpt> {
         let config = self.config;
         let mut optimizer = OptimizerStep::new(&config.optimizer, &config.schedule, config.steps);
         let mut rng = StdRng::seed_from_u64(config.seed);
-        let mut metrics = MetricsSink::create(self.metrics_path)?;
+        let start = self
+            .resume
+            .start(model, &mut optimizer, self.metrics_path, device)?;
+        let (mut model, mut metrics) = (start.model, start.metrics);
+        // Replay the batch sampler's draws up to the resumed step.
+        for _ in 0..start.step * config.batch_size {
+            let _ = rng.random_range(0..self.examples.len());
+        }
         let progress = Progress::new(self.label, config.steps, self.quiet);
         let mut window_start = Instant::now();
         let mut window_tokens = 0usize;
 
-        for step in 0..config.steps {
+        for step in start.step..config.steps {
             let picked: Vec<&TokenizedExample> = (0..config.batch_size)
                 .map(|_| &self.examples[rng.random_range(0..self.examples.len())])
                 .collect();
@@ -113,8 +123,11 @@ impl SupervisedRun<'_> {
                 window_start = Instant::now();
                 window_tokens = 0;
             }
+            self.resume
+                .save_if_due(done, config.steps, &model, &optimizer, &metrics)?;
         }
         progress.finish();
+        self.resume.finish();
         Ok(model)
     }
 }

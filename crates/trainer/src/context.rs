@@ -17,6 +17,8 @@ pub struct StageContext {
     pub parent_dir: Option<PathBuf>,
     /// Hides the progress bar (tests, CI logs).
     pub quiet: bool,
+    /// Training-state snapshot interval in steps, for resuming a killed stage (0 = never).
+    pub checkpoint_every: usize,
 }
 
 impl StageContext {

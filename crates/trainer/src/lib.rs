@@ -12,6 +12,7 @@ pub mod optim;
 pub mod outputs;
 pub mod parent;
 pub mod progress;
+pub mod resume;
 pub mod schedule;
 pub mod step;
 

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 pub struct MetricsSink {
     path: PathBuf,
     out: BufWriter<File>,
+    rows: usize,
 }
 
 impl MetricsSink {
@@ -24,7 +25,32 @@ impl MetricsSink {
         Ok(Self {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
+            rows: 0,
         })
+    }
+
+    /// Continues a file after a resume: keeps its first `keep` rows (those logged before the
+    /// resumed checkpoint) and appends from there, so the metrics stay continuous.
+    pub fn resume(path: &Path, keep: usize) -> Result<Self> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(keep)
+            .collect();
+        let mut sink = Self::create(path)?;
+        for line in &kept {
+            sink.out.write_all(line.as_bytes())?;
+            sink.out.write_all(b"\n")?;
+        }
+        sink.out.flush()?;
+        sink.rows = kept.len();
+        Ok(sink)
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     /// Writes one row; `fields` are `(name, value)` pairs, in the order they are given.
@@ -35,6 +61,7 @@ impl MetricsSink {
             .collect();
         serde_json::to_writer(&mut self.out, &row)?;
         self.out.write_all(b"\n")?;
+        self.rows += 1;
         self.out
             .flush()
             .with_context(|| format!("writing {}", self.path.display()))

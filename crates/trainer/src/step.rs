@@ -1,6 +1,6 @@
 use anyhow::{bail, Result};
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::tensor::Tensor;
 
 use crate::clip::{clip_global_norm, global_grad_norm};
@@ -30,6 +30,24 @@ impl OptimizerStep {
             schedule: schedule.clone(),
             total_steps,
         }
+    }
+
+    /// Writes the optimizer's state (AdamW moments and step counts, keyed by parameter id).
+    pub fn save_state(&self, path: &std::path::Path) -> Result<()> {
+        self.optim
+            .to_record()
+            .save(path)
+            .map_err(|e| anyhow::anyhow!("writing optimizer state {}: {e:?}", path.display()))
+    }
+
+    /// Restores a state written by [`save_state`](Self::save_state).
+    pub fn load_state(&mut self, path: &std::path::Path) -> Result<()> {
+        let record = OptimizerRecord::load(path)
+            .map_err(|e| anyhow::anyhow!("reading optimizer state {}: {e:?}", path.display()))?;
+        let fresh = self.config.init();
+        let current = std::mem::replace(&mut self.optim, fresh);
+        self.optim = current.load_record(record);
+        Ok(())
     }
 
     /// Applies `loss`'s gradients to `model`. A non-finite loss or gradient norm is an error

@@ -1,0 +1,78 @@
+//! Kill a training stage with SIGKILL mid-run, rerun it, and get a finished stage whose
+//! metrics are continuous: resumed from the last snapshot, nothing logged twice or lost.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn a_killed_stage_resumes_from_its_last_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kill.toml");
+    let text = format!(
+        "checkpoint_every = 40\n{}",
+        tiny_config_text().replacen("steps = 30", "steps = 1500", 1)
+    );
+    std::fs::write(&config, text).unwrap();
+    let runs = dir.path().join("runs");
+    let stage = || {
+        let mut cmd = xtask();
+        cmd.args(["stage", "pretrain", "--quiet", "--run", "k", "--config"])
+            .arg(&config)
+            .arg("--runs-dir")
+            .arg(&runs);
+        cmd
+    };
+    let stage_dir = runs.join("k/pretrain");
+
+    // Start, wait for the first snapshot, kill without warning.
+    let mut child = stage()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !stage_dir.join("resume-pretrain/state.json").is_file() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no snapshot appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !stage_dir.join("manifest.json").exists(),
+        "killed before it finished"
+    );
+    let logged_before = trainer::metrics::read_rows(&stage_dir.join("metrics.jsonl"))
+        .unwrap()
+        .len();
+
+    // The rerun resumes and finishes.
+    let out = run(&mut stage());
+    assert_ok(&out);
+    assert!(stderr(&out).contains("resuming from step"), "{}", stderr(&out));
+    assert!(stage_dir.join("manifest.json").is_file());
+    assert!(
+        !stage_dir.join("resume-pretrain").exists(),
+        "snapshot removed when done"
+    );
+    let steps: Vec<u64> = trainer::metrics::read_rows(&stage_dir.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (1..=300).map(|i| i * 5).collect();
+    assert_eq!(steps, expected, "every logged step exactly once, in order");
+    assert!(logged_before > 0 && logged_before < expected.len());
+
+    // The final checkpoint is a valid one.
+    let out = run(xtask()
+        .args(["sample", "--max-tokens", "5", "--from"])
+        .arg(&stage_dir));
+    assert_ok(&out);
+}
