@@ -55,7 +55,11 @@ fn a_killed_stage_resumes_from_its_last_snapshot() {
     // The rerun resumes and finishes.
     let out = run(&mut stage());
     assert_ok(&out);
-    assert!(stderr(&out).contains("resuming from step"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming from step"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stage_dir.join("manifest.json").is_file());
     assert!(
         !stage_dir.join("resume-pretrain").exists(),

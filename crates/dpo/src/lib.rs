@@ -24,6 +24,7 @@ use eval::{evaluate_digit_sum, format_row, write_eval};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
+use trainer::resume::Resume;
 use trainer::{files, Manifest, StageContext};
 
 pub use config::{DpoConfig, LossConfig, LossType, PairSource};
@@ -105,6 +106,13 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
             label: &label,
             metrics_path: &metrics_path,
             quiet: ctx.quiet,
+            resume: Resume::new(
+                &ctx.out_dir,
+                loss_type.name(),
+                &config_hash(&(config, loss_type)),
+                ctx.checkpoint_every,
+                &ctx.model,
+            ),
         };
         let policy = load_parent(ctx, &device)?;
         let reference_handle = reference.as_ref().map(|model| Reference {

@@ -4,6 +4,7 @@
 use burn::tensor::Device;
 use data::batch::TokenizedExample;
 use model::{checkpoint, Gpt, GptConfig};
+use trainer::resume::Resume;
 use trainer::{LrSchedule, OptimConfig, OptimizerStep};
 
 use crate::config::{DpoConfig, LossConfig, LossType, PairSource};
@@ -187,6 +188,7 @@ fn reference_is_bit_identical_after_training_and_policy_moves() {
         label: "test",
         metrics_path: &metrics,
         quiet: true,
+        resume: Resume::new(dir.path(), "test", "x", 0, &shape()),
     };
     let plain = Device::flex();
     let trained = run
@@ -242,6 +244,7 @@ fn every_loss_type_trains_a_few_steps() {
             label: "test",
             metrics_path: &metrics,
             quiet: true,
+            resume: Resume::new(dir.path(), "test", "x", 0, &shape()),
         };
         let plain = Device::flex();
         // Reference-free losses get no reference at all.

@@ -13,7 +13,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sft::supervised::Evaluator;
-use trainer::{MetricsSink, OptimizerStep, Progress};
+use trainer::resume::Resume;
+use trainer::{OptimizerStep, Progress};
 
 use crate::config::{DpoConfig, LossConfig, LossType};
 use crate::logps::{host_tensor, pair_logps, TokenizedPair};
@@ -31,6 +32,8 @@ pub struct DpoRun<'a> {
     pub label: &'a str,
     pub metrics_path: &'a Path,
     pub quiet: bool,
+    /// Snapshots for resuming this loop after a kill.
+    pub resume: Resume,
 }
 
 /// The frozen reference and the plain device it runs on (no autodiff: no graph, no gradient).
@@ -45,7 +48,7 @@ impl DpoRun<'_> {
     /// numbers to the metrics row.
     pub fn train(
         &self,
-        mut policy: Gpt,
+        policy: Gpt,
         reference: Option<Reference>,
         device: &Device,
         evaluate: &mut Evaluator,
@@ -74,11 +77,18 @@ impl DpoRun<'_> {
 
         let mut optimizer = OptimizerStep::new(&config.optimizer, &config.schedule, config.steps);
         let mut rng = StdRng::seed_from_u64(config.seed);
-        let mut metrics = MetricsSink::create(self.metrics_path)?;
+        let start = self
+            .resume
+            .start(policy, &mut optimizer, self.metrics_path, device)?;
+        let (mut policy, mut metrics) = (start.model, start.metrics);
+        // Replay the pair sampler's draws up to the resumed step.
+        for _ in 0..start.step * config.batch_size {
+            let _ = rng.random_range(0..self.pairs.len());
+        }
         let progress = Progress::new(self.label, config.steps, self.quiet);
         let mut window = Window::default();
 
-        for step in 0..config.steps {
+        for step in start.step..config.steps {
             let indices: Vec<usize> = (0..config.batch_size)
                 .map(|_| rng.random_range(0..self.pairs.len()))
                 .collect();
@@ -170,8 +180,11 @@ impl DpoRun<'_> {
                 );
                 window = Window::default();
             }
+            self.resume
+                .save_if_due(done, config.steps, &policy, &optimizer, &metrics)?;
         }
         progress.finish();
+        self.resume.finish();
         Ok(policy)
     }
 }

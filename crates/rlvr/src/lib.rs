@@ -19,6 +19,7 @@ use eval::{evaluate_digit_sum, format_row, write_eval};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
+use trainer::resume::Resume;
 use trainer::{files, Manifest, StageContext};
 
 pub use config::RlvrConfig;
@@ -60,6 +61,13 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
         label: &ctx.stage,
         metrics_path: &ctx.out_dir.join(files::METRICS),
         quiet: ctx.quiet,
+        resume: Resume::new(
+            &ctx.out_dir,
+            "rlvr",
+            &config_hash(config),
+            ctx.checkpoint_every,
+            &ctx.model,
+        ),
     };
     let model = run
         .train(

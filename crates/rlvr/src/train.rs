@@ -16,7 +16,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sft::supervised::{to_tensors, Evaluator};
-use trainer::{MetricsSink, OptimizerStep, Progress};
+use trainer::resume::Resume;
+use trainer::{OptimizerStep, Progress};
 
 use crate::advantage::{group_advantages, group_std};
 use crate::config::RlvrConfig;
@@ -31,13 +32,15 @@ pub struct GrpoRun<'a> {
     pub label: &'a str,
     pub metrics_path: &'a Path,
     pub quiet: bool,
+    /// Snapshots for resuming this loop after a kill.
+    pub resume: Resume,
 }
 
 impl GrpoRun<'_> {
     /// Trains `policy` (autodiff `device`) against the frozen `reference` (plain `device`).
     pub fn train(
         &self,
-        mut policy: Gpt,
+        policy: Gpt,
         reference: &Gpt,
         plain: &Device,
         device: &Device,
@@ -46,13 +49,26 @@ impl GrpoRun<'_> {
         let config = self.config;
         let k = config.group_size;
         let mut optimizer = OptimizerStep::new(&config.optimizer, &config.schedule, config.steps);
-        let mut rng = StdRng::seed_from_u64(config.seed);
-        let mut metrics = MetricsSink::create(self.metrics_path)?;
+        let start = self
+            .resume
+            .start(policy, &mut optimizer, self.metrics_path, device)?;
+        let (mut policy, mut metrics) = (start.model, start.metrics);
+        // The reward EMA carries on from the last logged row of a resumed run.
+        let mut reward_ema: Option<f64> = trainer::metrics::read_rows(self.metrics_path)
+            .ok()
+            .and_then(|rows| rows.last()?.get("reward_ema")?.as_f64())
+            .filter(|_| start.step > 0);
         let progress = Progress::new(self.label, config.steps, self.quiet);
         let mut window = Window::default();
-        let mut reward_ema: Option<f64> = None;
 
-        for step in 0..config.steps {
+        for step in start.step..config.steps {
+            // Each step's randomness (prompts and sampling) comes from its own seed, so a
+            // resumed run draws exactly what the uninterrupted one would have.
+            let mut rng = StdRng::seed_from_u64(
+                config
+                    .seed
+                    .wrapping_add((step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            );
             // 1. Prompts and rollouts from the current policy (no graph while sampling).
             let picked: Vec<&DigitSum> = (0..config.prompts_per_step)
                 .map(|_| &self.problems[rng.random_range(0..self.problems.len())])
@@ -142,8 +158,11 @@ impl GrpoRun<'_> {
                 );
                 window = Window::default();
             }
+            self.resume
+                .save_if_due(done, config.steps, &policy, &optimizer, &metrics)?;
         }
         progress.finish();
+        self.resume.finish();
         Ok(policy)
     }
 }
