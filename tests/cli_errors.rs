@@ -28,11 +28,15 @@ fn unknown_stage_is_an_error() {
 }
 
 #[test]
-fn mistyped_config_key_is_named() {
-    let text = tiny_config_text().replace("batch_size = 8", "batch_sise = 8");
+fn mistyped_config_key_is_named_on_one_line() {
+    let text = tiny_config_text().replacen("batch_size = 8", "batch_sise = 8", 1);
+    let line = text.lines().position(|l| l.starts_with("batch_sise")).unwrap() + 1;
     let (_dir, out) = with_config(&text);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("batch_sise"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(&format!("bad.toml:{line}:1:")), "{err}");
+    assert!(err.contains("batch_sise"), "{err}");
 }
 
 #[test]

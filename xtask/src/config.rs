@@ -35,7 +35,7 @@ impl PipelineConfig {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let mut config: PipelineConfig =
-            toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.pretrain.corpus = resolve(base, &config.pretrain.corpus);
         config.sft.words = resolve(base, &config.sft.words);
@@ -107,6 +107,20 @@ impl PipelineConfig {
         r.eval_every = 0;
         r.eval_per_k = 40;
         self
+    }
+}
+
+/// TOML's error as one line: `FILE:LINE:COLUMN: message`.
+fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> anyhow::Error {
+    let message = error.message().trim().replace('\n', " ");
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            anyhow!("{}:{line}:{column}: {message}", path.display())
+        }
+        None => anyhow!("{}: {message}", path.display()),
     }
 }
 
