@@ -30,7 +30,11 @@ fn unknown_stage_is_an_error() {
 #[test]
 fn mistyped_config_key_is_named_on_one_line() {
     let text = tiny_config_text().replacen("batch_size = 8", "batch_sise = 8", 1);
-    let line = text.lines().position(|l| l.starts_with("batch_sise")).unwrap() + 1;
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("batch_sise"))
+        .unwrap()
+        + 1;
     let (_dir, out) = with_config(&text);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -143,5 +147,88 @@ fn malformed_jsonl_names_file_and_line() {
     assert!(
         !dir.path().join("runs/j/dpo/model.safetensors").exists(),
         "no checkpoint from bad data"
+    );
+}
+
+fn stage_in(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    run_name: &str,
+    stage: &str,
+    from: Option<&std::path::Path>,
+) -> std::process::Output {
+    let mut cmd = xtask();
+    cmd.args(["stage", stage, "--quiet", "--run", run_name, "--config"])
+        .arg(config)
+        .arg("--runs-dir")
+        .arg(dir.join("runs"));
+    if let Some(from) = from {
+        cmd.arg("--from").arg(from);
+    }
+    run(&mut cmd)
+}
+
+#[test]
+fn a_truncated_parent_checkpoint_is_named_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, tiny_config_text()).unwrap();
+    assert_ok(&stage_in(dir.path(), &config, "t", "pretrain", None));
+    let checkpoint = dir.path().join("runs/t/pretrain/model.safetensors");
+    let bytes = std::fs::read(&checkpoint).unwrap();
+    std::fs::write(&checkpoint, &bytes[..bytes.len() / 3]).unwrap();
+    let out = stage_in(dir.path(), &config, "t", "sft", None);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("pretrain/model.safetensors"), "{err}");
+    assert_eq!(
+        std::fs::read(&checkpoint).unwrap(),
+        &bytes[..bytes.len() / 3]
+    );
+    assert!(!dir.path().join("runs/t/sft/model.safetensors").exists());
+}
+
+#[test]
+fn a_parent_from_another_tokenizer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, tiny_config_text()).unwrap();
+    assert_ok(&stage_in(dir.path(), &config, "chars", "pretrain", None));
+    let bpe = dir.path().join("bpe.toml");
+    std::fs::write(
+        &bpe,
+        tiny_config_text().replace("kind = \"char\"", "kind = \"bpe\""),
+    )
+    .unwrap();
+    let parent = dir.path().join("runs/chars/pretrain");
+    let out = stage_in(dir.path(), &bpe, "bytes", "sft", Some(&parent));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("was trained with tokenizer"), "{err}");
+    assert!(!dir.path().join("runs/bytes/sft/model.safetensors").exists());
+}
+
+#[test]
+fn an_example_with_nothing_to_train_on_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sft.jsonl");
+    std::fs::write(
+        &data,
+        "{\"prompt\": \"<abcd>\", \"completion\": \"dcba#\"}\n{\"prompt\": \"<wxyz>\", \"completion\": \"\"}\n",
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    let text = tiny_config_text().replace(
+        "[sft]\n",
+        &format!("[sft]\ntrain_file = {:?}\n", data.display().to_string()),
+    );
+    std::fs::write(&config, text).unwrap();
+    assert_ok(&stage_in(dir.path(), &config, "e", "pretrain", None));
+    let out = stage_in(dir.path(), &config, "e", "sft", None);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("example 2") && err.contains("empty completion"),
+        "{err}"
     );
 }
