@@ -10,7 +10,7 @@ use burn::module::Module;
 use data::tasks::digit_sum::{train_problems, Mode};
 use data::tasks::reverse;
 use data::tokenizer::PAD;
-use eval::{evaluate_digit_sum, evaluate_reverse, format_row, write_eval};
+use eval::{evaluate_digit_sum, evaluate_reverse, format_row, per_k_metrics, write_eval};
 use model::Gpt;
 use serde::{Deserialize, Serialize};
 use sft::examples::{load_or_generate, tokenize_all};
@@ -121,12 +121,7 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
                 &ctx.device,
             )
         };
-        let mut per_k_accuracy = |model: &Gpt| {
-            Ok(per_k(model)?
-                .iter()
-                .map(|r| (format!("eval/accuracy_k{}", r.k.unwrap_or(0)), r.accuracy))
-                .collect())
-        };
+        let mut per_k_accuracy = |model: &Gpt| Ok(per_k_metrics(&per_k(model)?));
         let model = run
             .train(load_parent(ctx, &device)?, &device, &mut per_k_accuracy)?
             .valid();

@@ -20,7 +20,7 @@ use data::split::Split;
 use data::tasks::digit_sum::{held_out_problems, train_problems, Mode};
 use data::tasks::preference::{corrupted_pairs, unpair, LabeledCompletion, PreferencePair};
 use data::tokenizer::PAD;
-use eval::{evaluate_digit_sum, format_row, write_eval};
+use eval::{evaluate_digit_sum, format_row, per_k_metrics, write_eval};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
@@ -130,12 +130,7 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
                 &ctx.device,
             )
         };
-        let mut per_k_accuracy = |model: &Gpt| {
-            Ok(per_k(model)?
-                .iter()
-                .map(|r| (format!("eval/accuracy_k{}", r.k.unwrap_or(0)), r.accuracy))
-                .collect())
-        };
+        let mut per_k_accuracy = |model: &Gpt| Ok(per_k_metrics(&per_k(model)?));
         let model = run
             .train(policy, reference_handle, &device, &mut per_k_accuracy)?
             .valid();

@@ -134,6 +134,13 @@ pub fn evaluate_digit_sum(
     Ok(rows)
 }
 
+/// Per-K rows as `eval/accuracy_kK` metric pairs, for a training loop's metrics row.
+pub fn per_k_metrics(rows: &[EvalRow]) -> Vec<(String, f64)> {
+    rows.iter()
+        .map(|r| (format!("eval/accuracy_k{}", r.k.unwrap_or(0)), r.accuracy))
+        .collect()
+}
+
 /// Writes `eval.json` (a JSON array of rows), atomically.
 pub fn write_eval(path: &Path, rows: &[EvalRow]) -> Result<()> {
     let tmp = path.with_extension("json.tmp");

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use data::tasks::digit_sum::{train_problems, Mode};
 use data::tokenizer::PAD;
-use eval::{evaluate_digit_sum, format_row, write_eval};
+use eval::{evaluate_digit_sum, format_row, per_k_metrics, write_eval};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
@@ -44,12 +44,7 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
             &ctx.device,
         )
     };
-    let mut per_k_accuracy = |model: &Gpt| {
-        Ok(per_k(model)?
-            .iter()
-            .map(|r| (format!("eval/accuracy_k{}", r.k.unwrap_or(0)), r.accuracy))
-            .collect())
-    };
+    let mut per_k_accuracy = |model: &Gpt| Ok(per_k_metrics(&per_k(model)?));
 
     // The reference on the plain device: no autodiff, so nothing can ever update it.
     let reference = load_parent(ctx, &ctx.device)?;
