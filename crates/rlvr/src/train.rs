@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sft::supervised::{to_tensors, Evaluator};
 use trainer::resume::Resume;
-use trainer::{OptimizerStep, Progress};
+use trainer::{OptimizerStep, Progress, StepReport};
 
 use crate::advantage::{group_advantages, group_std};
 use crate::config::RlvrConfig;
@@ -104,7 +104,6 @@ impl GrpoRun<'_> {
             reward_ema = Some(ema);
 
             // 3. One policy-gradient step on the live groups.
-            let mut report = None;
             if !live.is_empty() {
                 let (loss, kl) = grpo_loss(
                     &policy,
@@ -120,7 +119,7 @@ impl GrpoRun<'_> {
                 let (updated, step_report) = optimizer.apply(policy, loss, step)?;
                 policy = updated;
                 window.loss.push(step_report.loss as f64);
-                report = Some(step_report);
+                window.last_report = Some(step_report);
             }
 
             let done = step + 1;
@@ -137,8 +136,13 @@ impl GrpoRun<'_> {
                     ("loss".into(), json!(w.loss)),
                     ("completions/mean_length".into(), json!(w.mean_length)),
                     ("completions/clipped_ratio".into(), json!(w.clipped_ratio)),
-                    ("lr".into(), json!(report.map(|r| r.lr))),
-                    ("grad_norm".into(), json!(report.map(|r| r.grad_norm))),
+                    // Steps in the window that updated (a step whose groups all died does not).
+                    ("updates".into(), json!(w.updates)),
+                    ("lr".into(), json!(w.last_report.map(|r| r.lr))),
+                    (
+                        "grad_norm".into(),
+                        json!(w.last_report.map(|r| r.grad_norm)),
+                    ),
                 ];
                 if evaluate_now {
                     for (name, value) in evaluate(&policy.valid())? {
@@ -178,6 +182,8 @@ struct Window {
     clipped: usize,
     kl: Vec<f64>,
     loss: Vec<f64>,
+    /// The window's last update, for `lr` and the pre-clip `grad_norm`.
+    last_report: Option<StepReport>,
 }
 
 struct Averages {
@@ -188,6 +194,8 @@ struct Averages {
     loss: f64,
     mean_length: f64,
     clipped_ratio: f64,
+    updates: usize,
+    last_report: Option<StepReport>,
 }
 
 fn mean(values: &[f64]) -> f64 {
@@ -219,6 +227,8 @@ impl Window {
             loss: mean(&self.loss),
             mean_length: mean(&lengths),
             clipped_ratio: self.clipped as f64 / self.lengths.len().max(1) as f64,
+            updates: self.loss.len(),
+            last_report: self.last_report,
         }
     }
 }
