@@ -232,3 +232,36 @@ fn an_example_with_nothing_to_train_on_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn set_overrides_a_setting_and_is_checked_like_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, tiny_config_text()).unwrap();
+    let stage = |extra: &[&str]| {
+        run(xtask()
+            .args(["stage", "pretrain", "--quiet", "--run", "s", "--config"])
+            .arg(&config)
+            .arg("--runs-dir")
+            .arg(dir.path().join("runs"))
+            .args(extra))
+    };
+    let out = stage(&["--set", "dpo.loss.beta=0"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("dpo.loss.beta must be > 0"),
+        "{}",
+        stderr(&out)
+    );
+    let out = stage(&["--set", "pretrain.stepz=3"]);
+    assert!(stderr(&out).contains("stepz"), "{}", stderr(&out));
+    assert_ok(&stage(&[
+        "--set",
+        "pretrain.steps=7",
+        "--set",
+        "pretrain.log_every=7",
+    ]));
+    let rows =
+        trainer::metrics::read_rows(&dir.path().join("runs/s/pretrain/metrics.jsonl")).unwrap();
+    assert_eq!(rows.last().unwrap()["step"], 7);
+}

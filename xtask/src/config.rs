@@ -31,11 +31,29 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Reads `path`, applies `--set KEY=VALUE` overrides (`dpo.loss.rpo_alpha=0`), checks it.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let mut config: PipelineConfig =
-            toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+        let mut config: PipelineConfig = if overrides.is_empty() {
+            toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?
+        } else {
+            let mut table: toml::Table =
+                toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+            for item in overrides {
+                apply_override(&mut table, item)?;
+            }
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    anyhow!(
+                        "{} with --set {}: {}",
+                        path.display(),
+                        overrides.join(" --set "),
+                        e.message().trim().replace('\n', " ")
+                    )
+                })?
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         config.pretrain.corpus = resolve(base, &config.pretrain.corpus);
         config.sft.words = resolve(base, &config.sft.words);
@@ -108,6 +126,32 @@ impl PipelineConfig {
         r.eval_per_k = 40;
         self
     }
+}
+
+/// `a.b.c=VALUE`: VALUE is read as TOML (`0`, `true`, `[2, 3]`, `"x"`), or as a bare string.
+fn apply_override(table: &mut toml::Table, item: &str) -> Result<()> {
+    let (key, raw) = item
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--set {item}: expected KEY=VALUE, e.g. dpo.loss.beta=0.5"))?;
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut parts: Vec<&str> = key.trim().split('.').collect();
+    let last = parts
+        .pop()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| anyhow!("--set {item}: empty key"))?;
+    let mut node = table;
+    for part in parts {
+        node = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("--set {item}: `{part}` is not a table"))?;
+    }
+    node.insert(last.to_string(), value);
+    Ok(())
 }
 
 /// TOML's error as one line: `FILE:LINE:COLUMN: message`.

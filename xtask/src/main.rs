@@ -84,11 +84,14 @@ struct RunArgs {
     /// The small preset: every stage with cut budgets, a few minutes in all on 2 cores.
     #[arg(long)]
     quick: bool,
+    /// Override one setting of the config, e.g. `--set dpo.loss.rpo_alpha=0` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
 impl RunArgs {
     fn open(&self) -> Result<Run> {
-        let config = PipelineConfig::load(&self.config)?;
+        let config = PipelineConfig::load(&self.config, &self.overrides)?;
         let (config, preset, default_name) = if self.quick {
             (config.quick(), "quick", "quick")
         } else {
@@ -102,7 +105,7 @@ impl RunArgs {
             device: self.device,
             quiet: self.quiet,
         };
-        run.record_preset(preset, &self.config)?;
+        run.record_preset(preset, &self.config, &self.overrides)?;
         Ok(run)
     }
 }

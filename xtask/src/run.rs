@@ -28,7 +28,7 @@ impl Run {
 
     /// Writes `run.json` (which preset and config made this run), refusing to mix presets in
     /// one run folder: the report must be able to say which one produced it.
-    pub fn record_preset(&self, preset: &str, config: &Path) -> Result<()> {
+    pub fn record_preset(&self, preset: &str, config: &Path, overrides: &[String]) -> Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         let path = self.dir.join("run.json");
@@ -44,7 +44,11 @@ impl Run {
                 );
             }
         }
-        let info = serde_json::json!({ "preset": preset, "config": config.display().to_string() });
+        let info = serde_json::json!({
+            "preset": preset,
+            "config": config.display().to_string(),
+            "overrides": overrides,
+        });
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(&info)?)?;
         std::fs::rename(&tmp, &path)?;

@@ -188,11 +188,23 @@ impl Report {
             .and_then(|t| serde_json::from_str::<Value>(&t).ok());
         let text = match info {
             Some(v) => format!(
-                "Preset: **{}** (config `{}`). Every number below is read from this run's \
+                "Preset: **{}** (config `{}`{}). Every number below is read from this run's \
                  `manifest.json`, `metrics*.jsonl` and `eval.json` files; rebuild with \
                  `cargo xtask report --run {}`.",
                 v["preset"].as_str().unwrap_or("?"),
                 v["config"].as_str().unwrap_or("?"),
+                v["overrides"]
+                    .as_array()
+                    .filter(|o| !o.is_empty())
+                    .map(|o| {
+                        let items: Vec<String> = o
+                            .iter()
+                            .filter_map(|x| x.as_str())
+                            .map(|x| format!("--set {x}"))
+                            .collect();
+                        format!(", `{}`", items.join(" "))
+                    })
+                    .unwrap_or_default(),
                 self.run_dir
                     .file_name()
                     .unwrap_or_default()
