@@ -96,18 +96,20 @@ impl PipelineConfig {
 impl PipelineConfig {
     pub fn quick(mut self) -> Self {
         let p = &mut self.pretrain;
-        p.steps = 250;
+        p.steps = 200;
         p.log_every = 25;
-        p.eval_every = 125;
+        p.eval_every = 100;
         p.eval_batches = 4;
         let s = &mut self.sft.train;
-        s.steps = 150;
-        s.log_every = 25;
-        s.eval_every = 50;
+        s.steps = 120;
+        s.log_every = 20;
+        s.eval_every = 40;
         let c = &mut self.cot_sft;
+        // CoT needs ~450 steps to write well-formed traces; the direct twin is skipped.
         c.n_train = 1000;
+        c.direct_twin = false;
         c.eval_per_k = 40;
-        c.train.steps = 150;
+        c.train.steps = 450;
         c.train.log_every = 25;
         c.train.eval_every = 0;
         let d = &mut self.dpo;
@@ -119,7 +121,7 @@ impl PipelineConfig {
         d.eval_per_k = 40;
         d.compare.clear();
         let r = &mut self.rlvr;
-        r.steps = 30;
+        r.steps = 40;
         r.prompts_per_step = 4;
         r.log_every = 5;
         r.eval_every = 0;
