@@ -96,27 +96,28 @@ impl PipelineConfig {
 impl PipelineConfig {
     pub fn quick(mut self) -> Self {
         let p = &mut self.pretrain;
-        p.steps = 200;
+        p.steps = 150;
         p.log_every = 25;
-        p.eval_every = 100;
+        p.eval_every = 75;
         p.eval_batches = 4;
         let s = &mut self.sft.train;
         s.steps = 120;
         s.log_every = 20;
         s.eval_every = 40;
         let c = &mut self.cot_sft;
-        // CoT needs ~450 steps to write well-formed traces; the direct twin is skipped.
+        // CoT needs a few hundred steps to start writing well-formed traces; no direct twin.
         c.n_train = 1000;
         c.direct_twin = false;
         c.eval_per_k = 40;
         c.train.steps = 450;
+        c.train.batch_size = 32;
         c.train.log_every = 25;
         c.train.eval_every = 0;
         let d = &mut self.dpo;
         d.n_train = 400;
         d.steps = 60;
         d.log_every = 10;
-        d.eval_every = 30;
+        d.eval_every = 0;
         d.eval_pairs = 100;
         d.eval_per_k = 40;
         d.compare.clear();
