@@ -4,6 +4,7 @@
 //! −(1/K) Σ A·log πθ(y|x) + β·KL(πθ‖πref) over the response tokens.
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::Result;
 use burn::module::Module;
@@ -60,6 +61,7 @@ impl GrpoRun<'_> {
             .filter(|_| start.step > 0);
         let progress = Progress::new(self.label, config.steps, self.quiet);
         let mut window = Window::default();
+        let mut window_start = Instant::now();
 
         for step in start.step..config.steps {
             // Each step's randomness (prompts and sampling) comes from its own seed, so a
@@ -136,6 +138,14 @@ impl GrpoRun<'_> {
                     ("loss".into(), json!(w.loss)),
                     ("completions/mean_length".into(), json!(w.mean_length)),
                     ("completions/clipped_ratio".into(), json!(w.clipped_ratio)),
+                    // Sampled tokens per second of the whole step (rollouts, rewards, update).
+                    (
+                        "tokens_per_s".into(),
+                        json!(
+                            w.mean_length * w.rollouts as f64
+                                / window_start.elapsed().as_secs_f64()
+                        ),
+                    ),
                     // Steps in the window that updated (a step whose groups all died does not).
                     ("updates".into(), json!(w.updates)),
                     ("lr".into(), json!(w.last_report.map(|r| r.lr))),
@@ -161,6 +171,7 @@ impl GrpoRun<'_> {
                     ),
                 );
                 window = Window::default();
+                window_start = Instant::now();
             }
             self.resume
                 .save_if_due(done, config.steps, &policy, &optimizer, &metrics)?;
@@ -194,6 +205,7 @@ struct Averages {
     loss: f64,
     mean_length: f64,
     clipped_ratio: f64,
+    rollouts: usize,
     updates: usize,
     last_report: Option<StepReport>,
 }
@@ -227,6 +239,7 @@ impl Window {
             loss: mean(&self.loss),
             mean_length: mean(&lengths),
             clipped_ratio: self.clipped as f64 / self.lengths.len().max(1) as f64,
+            rollouts: self.lengths.len(),
             updates: self.loss.len(),
             last_report: self.last_report,
         }
