@@ -5,6 +5,7 @@ mod bench_dpo;
 mod bench_rollout;
 mod config;
 mod evaluate;
+mod logits;
 mod report;
 mod run;
 mod sample;
@@ -54,6 +55,8 @@ enum Command {
     },
     /// Evaluate a stage folder's checkpoint on the task suite; writes eval.json there.
     Eval(evaluate::EvalArgs),
+    /// Write a checkpoint's logits for one prompt as JSON (for bench/parity.py).
+    Logits(logits::LogitsArgs),
     /// Continue a prompt with a trained checkpoint.
     Sample(sample::SampleArgs),
     /// Training and forward-only tokens/s of the lesson model on the chosen device.
@@ -160,6 +163,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Eval(args) => evaluate::run(&args),
         Command::Sample(args) => sample::run(&args),
+        Command::Logits(args) => logits::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Sim(sim) => sim::run(&sim),
         Command::Report(args) => report::run(&args),

@@ -1,0 +1,55 @@
+//! `cargo xtask logits`: a checkpoint's logits for one prompt as JSON, for the independent
+//! NumPy check in `bench/parity.py`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::tensor::{Int, Tensor, TensorData};
+use clap::Args;
+use model::{checkpoint, DeviceChoice};
+use trainer::files;
+
+use crate::run::load_stage_tokenizer;
+
+#[derive(Args)]
+pub struct LogitsArgs {
+    /// A stage folder, e.g. runs/default/pretrain.
+    #[arg(long)]
+    from: PathBuf,
+    #[arg(long)]
+    prompt: String,
+    /// Where to write `{"prompt", "ids", "logits": [T][V]}`.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "flex")]
+    device: DeviceChoice,
+}
+
+pub fn run(args: &LogitsArgs) -> Result<()> {
+    let device = args.device.device().map_err(anyhow::Error::msg)?;
+    let tokenizer = load_stage_tokenizer(&args.from)?;
+    let (model, config) = checkpoint::load(&args.from.join(files::CHECKPOINT), &device)?;
+    let ids = tokenizer
+        .encode(&args.prompt)
+        .context("encoding --prompt")?;
+    anyhow::ensure!(
+        !ids.is_empty() && ids.len() <= config.block_size,
+        "--prompt must be 1..={} tokens, got {}",
+        config.block_size,
+        ids.len()
+    );
+    let tokens = Tensor::<2, Int>::from_data(
+        TensorData::new(ids.iter().map(|&i| i as i64).collect(), [1, ids.len()]),
+        &device,
+    );
+    let logits: Vec<f32> = model
+        .forward(tokens)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
+    let rows: Vec<&[f32]> = logits.chunks(config.vocab_size).collect();
+    let json = serde_json::json!({ "prompt": args.prompt, "ids": ids, "logits": rows });
+    std::fs::write(&args.out, serde_json::to_string(&json)?)
+        .with_context(|| format!("writing {}", args.out.display()))
+}
