@@ -22,7 +22,12 @@ fn numpy_forward_and_python_tokenizers_match_ours() {
     let stage = runs.join("p/pretrain");
     let logits = dir.path().join("logits.json");
     assert_ok(&run(xtask()
-        .args(["logits", "--prompt", "ROMEO:\nWhat? 3+4+5={3+4=7}7#", "--from"])
+        .args([
+            "logits",
+            "--prompt",
+            "ROMEO:\nWhat? 3+4+5={3+4=7}7#",
+            "--from",
+        ])
         .arg(&stage)
         .arg("--out")
         .arg(&logits)));

@@ -14,7 +14,7 @@ fn rows(path: &std::path::Path) -> Vec<Value> {
 }
 
 fn sha256(path: &std::path::Path) -> String {
-    data::hash::file_sha256(path).unwrap()
+    trainer::outputs::checkpoint_hash(path).unwrap()
 }
 
 #[test]

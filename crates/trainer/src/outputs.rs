@@ -1,7 +1,9 @@
+use std::path::Path;
 use std::time::Instant;
 
+use anyhow::Context;
 use anyhow::Result;
-use data::hash::{file_sha256, sha256_hex};
+use data::hash::sha256_hex;
 use model::{checkpoint, Gpt};
 use serde::Serialize;
 
@@ -30,7 +32,7 @@ pub fn save_stage(
     checkpoint::save(model, &ctx.model, &checkpoint_path)?;
     ctx.tokenizer.save(&ctx.out_dir.join(files::TOKENIZER))?;
     let parent_checkpoint_hash = match &ctx.parent_dir {
-        Some(dir) => Some(file_sha256(&dir.join(files::CHECKPOINT))?),
+        Some(dir) => Some(checkpoint_hash(&dir.join(files::CHECKPOINT))?),
         None => None,
     };
     let manifest = Manifest {
@@ -38,7 +40,7 @@ pub fn save_stage(
         step,
         config_hash: config_hash.to_string(),
         tokenizer_hash: ctx.tokenizer.hash(),
-        checkpoint_hash: file_sha256(&checkpoint_path)?,
+        checkpoint_hash: checkpoint_hash(&checkpoint_path)?,
         parent_checkpoint_hash,
         parent_dir: ctx.parent_dir.as_ref().map(|d| d.display().to_string()),
         model: ctx.model.clone(),
@@ -47,4 +49,55 @@ pub fn save_stage(
     };
     manifest.save(&ctx.out_dir.join(files::MANIFEST))?;
     Ok(manifest)
+}
+
+/// The identity of a checkpoint's content: SHA-256 of its header with keys in sorted order,
+/// then its tensor bytes. Burn writes the header's metadata map in no fixed order, so a plain
+/// file hash could differ for identical weights; this one does not.
+pub fn checkpoint_hash(path: &Path) -> Result<String> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading {} to hash it", path.display()))?;
+    let corrupt = || anyhow::anyhow!("checkpoint {} is corrupt: bad header", path.display());
+    let len = u64::from_le_bytes(bytes.get(..8).ok_or_else(corrupt)?.try_into()?) as usize;
+    let header = bytes.get(8..8 + len).ok_or_else(corrupt)?;
+    // serde_json's map is ordered by key, so re-serialising sorts every object.
+    let header: serde_json::Value = serde_json::from_slice(header).map_err(|_| corrupt())?;
+    let mut canonical = serde_json::to_vec(&header)?;
+    canonical.extend_from_slice(&bytes[8 + len..]);
+    Ok(sha256_hex(&canonical))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Device;
+    use model::{checkpoint, Gpt, GptConfig};
+
+    use super::checkpoint_hash;
+
+    #[test]
+    fn equal_weights_hash_equal_and_other_weights_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GptConfig {
+            vocab_size: 7,
+            block_size: 8,
+            d_model: 16,
+            n_layers: 1,
+            n_heads: 2,
+        };
+        let device = Device::flex();
+        device.seed(1);
+        let a = Gpt::new(&config, &device);
+        let b = Gpt::new(&config, &device);
+        let hash = |model: &Gpt, name: &str| {
+            let path = dir.path().join(name);
+            checkpoint::save(model, &config, &path).unwrap();
+            checkpoint_hash(&path).unwrap()
+        };
+        // Several saves, so differently ordered metadata maps are likely among them.
+        let first = hash(&a, "a0");
+        for i in 1..6 {
+            assert_eq!(hash(&a, &format!("a{i}")), first);
+        }
+        assert_ne!(hash(&b, "b"), first);
+    }
 }
