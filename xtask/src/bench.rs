@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// Benchmark RLVR rollouts instead: tokens/s with and without the KV cache.
     #[arg(long)]
     rollout: bool,
+    /// Side by side with PyTorch (bench/pytorch_reference.py, every variant) on the lesson
+    /// config and a larger one; creates target/pytorch-venv with torch on first use.
+    #[arg(long)]
+    vs_pytorch: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -57,46 +61,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.rollout {
         return crate::bench_rollout::run(&device, &config, args.batch, args.steps.min(5));
     }
+    if args.vs_pytorch {
+        return crate::bench_pytorch::run(&device, args.steps, args.warmup);
+    }
+    let timing = measure(&device, &config, args.batch, args.warmup, args.steps)?;
     let tokens = (args.batch * args.seq_len) as f64;
-    let mut rng = StdRng::seed_from_u64(0);
-    let batch = random_batch(args, &mut rng, &device);
-
-    // Training: forward + backward + global clip + AdamW.
-    let ad = device.clone().autodiff();
-    ad.seed(0);
-    let mut model = Gpt::new(&config, &ad);
-    let optim = OptimConfig {
-        lr: 3e-4,
-        betas: [0.9, 0.95],
-        eps: 1e-8,
-        weight_decay: 0.1,
-        grad_clip: 1.0,
-    };
-    let mut step = OptimizerStep::new(&optim, &LrSchedule::Constant, args.warmup + args.steps);
-    let ad_batch = random_batch(args, &mut rng, &ad);
-    let mut train_time = 0.0;
-    for i in 0..args.warmup + args.steps {
-        let start = Instant::now();
-        let loss = logprob::cross_entropy(model.forward(ad_batch.clone()), ad_batch.clone());
-        model = step.apply(model, loss, i)?.0;
-        if i >= args.warmup {
-            train_time += start.elapsed().as_secs_f64();
-        }
-    }
-
-    // Forward only, off the autodiff graph.
-    let frozen = model.valid();
-    let mut forward_time = 0.0;
-    for i in 0..args.warmup + args.steps {
-        let start = Instant::now();
-        let logits = frozen.forward(batch.clone());
-        let _ = logits.sum().into_scalar::<f32>(); // wait for the result
-        if i >= args.warmup {
-            forward_time += start.elapsed().as_secs_f64();
-        }
-    }
-
-    let n = args.steps as f64;
     println!(
         "device {} | d {} L {} h {} V {} | B {} T {} | {} params | rayon threads {}",
         args.device,
@@ -113,26 +82,86 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     println!(
         "{:<14} {:>10.1} {:>12.0}",
         "train step",
-        1e3 * train_time / n,
-        tokens * n / train_time
+        1e3 * timing.train_s,
+        tokens / timing.train_s
     );
     println!(
         "{:<14} {:>10.1} {:>12.0}",
         "forward only",
-        1e3 * forward_time / n,
-        tokens * n / forward_time
+        1e3 * timing.forward_s,
+        tokens / timing.forward_s
     );
     Ok(())
 }
 
-fn random_batch(args: &BenchArgs, rng: &mut StdRng, device: &Device) -> Tensor<2, Int> {
-    let ids: Vec<i64> = (0..args.batch * args.seq_len)
-        .map(|_| rng.random_range(0..args.vocab as i64))
-        .collect();
-    Tensor::from_data(TensorData::new(ids, [args.batch, args.seq_len]), device)
+/// Seconds per training step (forward, backward, global clip, AdamW) and per forward pass,
+/// averaged over `steps` after `warmup`, on a random batch of `batch` × `config.block_size`.
+pub struct Timing {
+    pub train_s: f64,
+    pub forward_s: f64,
 }
 
-fn rayon_threads() -> String {
+pub fn measure(
+    device: &Device,
+    config: &GptConfig,
+    batch: usize,
+    warmup: usize,
+    steps: usize,
+) -> Result<Timing> {
+    let mut rng = StdRng::seed_from_u64(0);
+    let ad = device.clone().autodiff();
+    ad.seed(0);
+    let mut model = Gpt::new(config, &ad);
+    let optim = OptimConfig {
+        lr: 3e-4,
+        betas: [0.9, 0.95],
+        eps: 1e-8,
+        weight_decay: 0.1,
+        grad_clip: 1.0,
+    };
+    let mut step = OptimizerStep::new(&optim, &LrSchedule::Constant, warmup + steps);
+    let ad_batch = random_batch(config, batch, &mut rng, &ad);
+    let mut train_time = 0.0;
+    for i in 0..warmup + steps {
+        let start = Instant::now();
+        let loss = logprob::cross_entropy(model.forward(ad_batch.clone()), ad_batch.clone());
+        model = step.apply(model, loss, i)?.0;
+        if i >= warmup {
+            train_time += start.elapsed().as_secs_f64();
+        }
+    }
+
+    // Forward only, off the autodiff graph.
+    let frozen = model.valid();
+    let plain_batch = random_batch(config, batch, &mut rng, device);
+    let mut forward_time = 0.0;
+    for i in 0..warmup + steps {
+        let start = Instant::now();
+        let logits = frozen.forward(plain_batch.clone());
+        let _ = logits.sum().into_scalar::<f32>(); // wait for the result
+        if i >= warmup {
+            forward_time += start.elapsed().as_secs_f64();
+        }
+    }
+    Ok(Timing {
+        train_s: train_time / steps as f64,
+        forward_s: forward_time / steps as f64,
+    })
+}
+
+fn random_batch(
+    config: &GptConfig,
+    batch: usize,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Tensor<2, Int> {
+    let ids: Vec<i64> = (0..batch * config.block_size)
+        .map(|_| rng.random_range(0..config.vocab_size as i64))
+        .collect();
+    Tensor::from_data(TensorData::new(ids, [batch, config.block_size]), device)
+}
+
+pub fn rayon_threads() -> String {
     std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
         std::thread::available_parallelism()
             .map(|n| n.to_string())

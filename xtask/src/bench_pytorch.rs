@@ -1,0 +1,169 @@
+//! `cargo xtask bench --vs-pytorch`: our training step and forward pass next to PyTorch's best
+//! variant (eager or compiled, hand-written attention or SDPA, default or fused AdamW) on the
+//! same machine, in the same run, with the same thread count. A benchmark, not a test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::Device;
+use model::GptConfig;
+use serde_json::Value;
+
+use crate::bench::{measure, rayon_threads};
+
+const VENV: &str = "target/pytorch-venv";
+
+struct Case {
+    name: &'static str,
+    config: GptConfig,
+    batch: usize,
+}
+
+fn cases() -> [Case; 2] {
+    let config = |d_model, n_layers, n_heads, block_size| GptConfig {
+        vocab_size: 65,
+        block_size,
+        d_model,
+        n_layers,
+        n_heads,
+    };
+    [
+        Case {
+            name: "lesson d128 L4 h4 T64 B32",
+            config: config(128, 4, 4, 64),
+            batch: 32,
+        },
+        Case {
+            name: "larger d256 L6 h8 T256 B16",
+            config: config(256, 6, 8, 256),
+            batch: 16,
+        },
+    ]
+}
+
+/// The virtual environment's Python, created with torch on first use.
+fn python() -> Result<PathBuf> {
+    let python = Path::new(VENV).join("bin/python");
+    if python.is_file() {
+        return Ok(python);
+    }
+    eprintln!("creating {VENV} and installing torch from PyPI (a few GB; once)...");
+    let ok = Command::new("python3")
+        .args(["-m", "venv", VENV])
+        .status()
+        .context("running python3 -m venv")?
+        .success()
+        && Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "torch",
+                "numpy",
+                "safetensors",
+                "tokenizers",
+            ])
+            .status()
+            .context("running pip")?
+            .success();
+    if !ok {
+        bail!("could not install torch into {VENV}");
+    }
+    Ok(python)
+}
+
+/// Every PyTorch variant's JSON line for one case.
+fn pytorch(
+    python: &Path,
+    case: &Case,
+    threads: &str,
+    steps: usize,
+    warmup: usize,
+) -> Result<Vec<Value>> {
+    let c = &case.config;
+    let out = Command::new(python)
+        .arg("bench/pytorch_reference.py")
+        .arg("train")
+        .args(["--vocab", &c.vocab_size.to_string()])
+        .args(["--d", &c.d_model.to_string()])
+        .args(["--layers", &c.n_layers.to_string()])
+        .args(["--heads", &c.n_heads.to_string()])
+        .args(["--seq", &c.block_size.to_string()])
+        .args(["--batch", &case.batch.to_string()])
+        .args([
+            "--steps",
+            &steps.to_string(),
+            "--warmup",
+            &warmup.to_string(),
+        ])
+        .args(["--threads", threads])
+        // OpenMP threads that spin make PyTorch collapse when anything else runs.
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .output()
+        .context("running bench/pytorch_reference.py")?;
+    if !out.status.success() {
+        bail!(
+            "bench/pytorch_reference.py failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+/// The variant with the highest value of `key`, as (tokens/s, name).
+fn best(rows: &[Value], key: &str) -> Option<(f64, String)> {
+    rows.iter()
+        .filter_map(|r| Some((r[key].as_f64()?, r["variant"].as_str()?.to_string())))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+pub fn run(device: &Device, steps: usize, warmup: usize) -> Result<()> {
+    let python = python()?;
+    let threads = rayon_threads();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "threads {threads} each | load average before: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "{:<28} {:<8} {:>12} {:>12} {:>7}  PyTorch's best variant",
+        "config", "pass", "ours tok/s", "torch tok/s", "ratio"
+    );
+    for case in cases() {
+        let ours = measure(device, &case.config, case.batch, warmup, steps)?;
+        let rows = pytorch(&python, &case, &threads, steps, warmup)?;
+        for row in rows.iter().filter(|r| r.get("error").is_some()) {
+            eprintln!("  (PyTorch {} failed: {})", row["variant"], row["error"]);
+        }
+        let tokens = (case.batch * case.config.block_size) as f64;
+        for (pass, ours_s, key) in [
+            ("train", ours.train_s, "train_tokens_per_s"),
+            ("forward", ours.forward_s, "forward_tokens_per_s"),
+        ] {
+            let ours_tps = tokens / ours_s;
+            match best(&rows, key) {
+                Some((torch_tps, variant)) => println!(
+                    "{:<28} {:<8} {:>12.0} {:>12.0} {:>6.2}×  {variant}",
+                    case.name,
+                    pass,
+                    ours_tps,
+                    torch_tps,
+                    ours_tps / torch_tps
+                ),
+                None => println!(
+                    "{:<28} {:<8} {:>12.0} {:>12}",
+                    case.name, pass, ours_tps, "—"
+                ),
+            }
+        }
+    }
+    Ok(())
+}
