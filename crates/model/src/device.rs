@@ -22,8 +22,8 @@ impl DeviceChoice {
             DeviceChoice::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             #[cfg(not(feature = "wgpu"))]
             DeviceChoice::Wgpu => Err(
-                "--device wgpu needs a build with the `wgpu` feature: cargo xtask --features wgpu … \
-                 (or `cargo run -p xtask --release --features wgpu -- …`)"
+                "--device wgpu needs a build with the `wgpu` feature: \
+                 `cargo run -p xtask --release --features wgpu -- …`"
                     .to_string(),
             ),
         }
