@@ -21,11 +21,9 @@ impl DeviceChoice {
             #[cfg(feature = "wgpu")]
             DeviceChoice::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             #[cfg(not(feature = "wgpu"))]
-            DeviceChoice::Wgpu => Err(
-                "--device wgpu needs a build with the `wgpu` feature: \
+            DeviceChoice::Wgpu => Err("--device wgpu needs a build with the `wgpu` feature: \
                  `cargo run -p xtask --release --features wgpu -- …`"
-                    .to_string(),
-            ),
+                .to_string()),
         }
     }
 }
