@@ -10,7 +10,7 @@ use burn::module::Module;
 use data::tasks::digit_sum::{train_problems, Mode};
 use data::tasks::reverse;
 use data::tokenizer::PAD;
-use eval::{evaluate_digit_sum, evaluate_reverse, format_row, per_k_metrics, write_eval};
+use eval::{evaluate_reverse, format_row, per_k_metrics, write_eval, DigitSumSuite};
 use model::Gpt;
 use serde::{Deserialize, Serialize};
 use sft::examples::{load_or_generate, tokenize_all};
@@ -110,17 +110,13 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
                 &ctx.model,
             ),
         };
-        let per_k = |model: &Gpt| {
-            evaluate_digit_sum(
-                model,
-                &ctx.tokenizer,
-                mode,
-                &config.ks,
-                config.eval_per_k,
-                config.eval_seed,
-                &ctx.device,
-            )
+        let suite = DigitSumSuite {
+            mode,
+            ks: &config.ks,
+            per_k: config.eval_per_k,
+            seed: config.eval_seed,
         };
+        let per_k = |model: &Gpt| suite.rows(model, &ctx.tokenizer, &ctx.device);
         let mut per_k_accuracy = |model: &Gpt| Ok(per_k_metrics(&per_k(model)?));
         let model = run
             .train(load_parent(ctx, &device)?, &device, &mut per_k_accuracy)?

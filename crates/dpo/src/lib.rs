@@ -20,7 +20,7 @@ use data::split::Split;
 use data::tasks::digit_sum::{held_out_problems, train_problems, Mode};
 use data::tasks::preference::{corrupted_pairs, unpair, LabeledCompletion, PreferencePair};
 use data::tokenizer::PAD;
-use eval::{evaluate_digit_sum, format_row, per_k_metrics, write_eval};
+use eval::{format_row, per_k_metrics, write_eval, DigitSumSuite};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
@@ -119,17 +119,13 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
             model,
             device: &ctx.device,
         });
-        let per_k = |model: &Gpt| {
-            evaluate_digit_sum(
-                model,
-                &ctx.tokenizer,
-                Mode::Cot,
-                &config.ks,
-                config.eval_per_k,
-                config.eval_seed,
-                &ctx.device,
-            )
+        let suite = DigitSumSuite {
+            mode: Mode::Cot,
+            ks: &config.ks,
+            per_k: config.eval_per_k,
+            seed: config.eval_seed,
         };
+        let per_k = |model: &Gpt| suite.rows(model, &ctx.tokenizer, &ctx.device);
         let mut per_k_accuracy = |model: &Gpt| Ok(per_k_metrics(&per_k(model)?));
         let model = run
             .train(policy, reference_handle, &device, &mut per_k_accuracy)?

@@ -134,6 +134,28 @@ pub fn evaluate_digit_sum(
     Ok(rows)
 }
 
+/// One held-out digit-sum evaluation, fixed once per stage and run on any checkpoint: the
+/// same problems every time, so numbers during and after training compare.
+pub struct DigitSumSuite<'a> {
+    pub mode: Mode,
+    pub ks: &'a [usize],
+    pub per_k: usize,
+    pub seed: u64,
+}
+
+impl DigitSumSuite<'_> {
+    pub fn rows(
+        &self,
+        model: &Gpt,
+        tokenizer: &TextTokenizer,
+        device: &Device,
+    ) -> Result<Vec<EvalRow>> {
+        evaluate_digit_sum(
+            model, tokenizer, self.mode, self.ks, self.per_k, self.seed, device,
+        )
+    }
+}
+
 /// Per-K rows as `eval/accuracy_kK` metric pairs, for a training loop's metrics row.
 pub fn per_k_metrics(rows: &[EvalRow]) -> Vec<(String, f64)> {
     rows.iter()

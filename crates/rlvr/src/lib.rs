@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use data::tasks::digit_sum::{train_problems, Mode};
 use data::tokenizer::PAD;
-use eval::{evaluate_digit_sum, format_row, per_k_metrics, write_eval};
+use eval::{format_row, per_k_metrics, write_eval, DigitSumSuite};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
@@ -33,17 +33,13 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
     let device = ctx.device.clone().autodiff();
     let problems = train_problems(&config.ks, config.n_prompts, config.seed);
 
-    let per_k = |model: &Gpt| {
-        evaluate_digit_sum(
-            model,
-            &ctx.tokenizer,
-            Mode::Cot,
-            &config.ks,
-            config.eval_per_k,
-            config.eval_seed,
-            &ctx.device,
-        )
+    let suite = DigitSumSuite {
+        mode: Mode::Cot,
+        ks: &config.ks,
+        per_k: config.eval_per_k,
+        seed: config.eval_seed,
     };
+    let per_k = |model: &Gpt| suite.rows(model, &ctx.tokenizer, &ctx.device);
     let mut per_k_accuracy = |model: &Gpt| Ok(per_k_metrics(&per_k(model)?));
 
     // The reference on the plain device: no autodiff, so nothing can ever update it.

@@ -96,8 +96,9 @@ impl GrpoRun<'_> {
                 .collect();
             let mut live: Vec<(&Rollout, f64)> = Vec::new();
             for (group, group_rewards) in sampled.chunks(k).zip(rewards.chunks(k)) {
-                window.add_group(group, group_rewards);
-                if let Some(advantages) = group_advantages(group_rewards) {
+                let advantages = group_advantages(group_rewards);
+                window.add_group(group, group_rewards, advantages.is_none());
+                if let Some(advantages) = advantages {
                     live.extend(group.iter().zip(advantages));
                 }
             }
@@ -219,11 +220,11 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 impl Window {
-    fn add_group(&mut self, group: &[Rollout], rewards: &[f64]) {
+    fn add_group(&mut self, group: &[Rollout], rewards: &[f64], dead: bool) {
         self.rewards.extend(rewards);
         self.group_stds.push(group_std(rewards));
         self.groups += 1;
-        self.dead_groups += usize::from(group_advantages(rewards).is_none());
+        self.dead_groups += usize::from(dead);
         self.lengths
             .extend(group.iter().map(|r| r.completion.len()));
         self.clipped += group.iter().filter(|r| r.clipped).count();
