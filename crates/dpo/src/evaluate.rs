@@ -6,7 +6,7 @@ use eval::EvalRow;
 use model::Gpt;
 
 use crate::config::{LossConfig, LossType};
-use crate::logps::{pair_logps, TokenizedPair};
+use crate::logps::{pair_logps, to_host, TokenizedPair};
 use crate::loss::{pair_loss, PairInputs};
 use crate::reference::ReferenceLogps;
 
@@ -50,10 +50,7 @@ pub fn preference_accuracy(
                 reference: reference_logps,
             },
         );
-        let margins: Vec<f32> = (out.chosen_rewards - out.rejected_rewards)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32 margins");
+        let margins = to_host(out.chosen_rewards - out.rejected_rewards);
         correct += margins.iter().filter(|&&m| m > 0.0).count();
         margin_sum += margins.iter().map(|&m| m as f64).sum::<f64>();
     }

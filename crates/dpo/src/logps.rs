@@ -152,10 +152,12 @@ pub fn four_pass_logps(
 /// Host round trip onto `device` (the reference lives on the plain device, the policy on
 /// the autodiff one); the result carries no graph.
 pub fn to_device(t: Tensor<1>, device: &Device) -> Tensor<1> {
-    host_tensor(
-        t.into_data().try_to_vec::<f32>().expect("f32 log-probs"),
-        device,
-    )
+    host_tensor(to_host(t), device)
+}
+
+/// A `[B]` tensor's values on the host.
+pub fn to_host(t: Tensor<1>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().expect("f32 values")
 }
 
 pub fn host_tensor(values: Vec<f32>, device: &Device) -> Tensor<1> {

@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Tensor};
 use model::Gpt;
 
-use crate::logps::{host_tensor, pair_logps, TokenizedPair};
+use crate::logps::{host_tensor, pair_logps, to_host, TokenizedPair};
 
 /// Pairs per forward pass when precomputing.
 const BATCH: usize = 128;
@@ -30,8 +30,8 @@ impl ReferenceLogps {
         };
         for chunk in pairs.chunks(BATCH) {
             let (chosen, rejected) = pair_logps(reference, chunk, pad_id, device);
-            out.chosen.extend(to_vec(chosen.sum));
-            out.rejected.extend(to_vec(rejected.sum));
+            out.chosen.extend(to_host(chosen.sum));
+            out.rejected.extend(to_host(rejected.sum));
         }
         out
     }
@@ -44,8 +44,4 @@ impl ReferenceLogps {
             host_tensor(pick(&self.rejected), device),
         )
     }
-}
-
-fn to_vec(t: Tensor<1>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("f32 log-probs")
 }

@@ -17,7 +17,7 @@ use trainer::resume::Resume;
 use trainer::{OptimizerStep, Progress};
 
 use crate::config::{DpoConfig, LossConfig, LossType};
-use crate::logps::{host_tensor, pair_logps, TokenizedPair};
+use crate::logps::{host_tensor, pair_logps, to_host, TokenizedPair};
 use crate::loss::{kto_loss, pair_loss, PairInputs, PairLoss};
 use crate::reference::ReferenceLogps;
 
@@ -193,10 +193,6 @@ fn mean(t: Tensor<1>) -> f64 {
     t.mean().into_scalar::<f32>() as f64
 }
 
-fn values(t: Tensor<1>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("f32 values")
-}
-
 /// Running sums over the steps since the last metrics row (TRL logs window averages).
 struct Window {
     steps: usize,
@@ -254,10 +250,10 @@ impl Window {
         (logps_chosen, logps_rejected): (Tensor<1>, Tensor<1>),
         labels: Option<&[f32]>,
     ) {
-        let chosen = values(out.chosen_rewards.clone());
-        let rejected = values(out.rejected_rewards.clone());
-        let logps_chosen = values(logps_chosen);
-        let logps_rejected = values(logps_rejected);
+        let chosen = to_host(out.chosen_rewards.clone());
+        let rejected = to_host(out.rejected_rewards.clone());
+        let logps_chosen = to_host(logps_chosen);
+        let logps_rejected = to_host(logps_rejected);
         self.steps += 1;
         self.pairs += chosen.len();
         self.loss += out.loss.clone().into_scalar::<f32>() as f64;
