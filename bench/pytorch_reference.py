@@ -107,11 +107,17 @@ def train(args):
     if args.variants:
         variants = [v for v in variants if v[0] in args.variants.split(",")]
     tokens = args.batch * args.seq
+    dev = torch.device(args.device)
+
+    def sync():  # CUDA queues work; time what has finished
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     for name, sdpa, fused, compiled in variants:
-        model = GPT(args.vocab, args.seq, args.d, args.layers, args.heads, sdpa)
+        model = GPT(args.vocab, args.seq, args.d, args.layers, args.heads, sdpa).to(dev)
         optim = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=fused)
         run = torch.compile(model) if compiled else model
-        batch = torch.randint(0, args.vocab, (args.batch, args.seq))
+        batch = torch.randint(0, args.vocab, (args.batch, args.seq), device=dev)
 
         def step():
             logits = run(batch)
@@ -122,18 +128,26 @@ def train(args):
             optim.step()
 
         try:
-            for _ in range(args.warmup):
+            start = time.perf_counter()
+            step()
+            sync()
+            first_step_s = time.perf_counter() - start
+            for _ in range(max(args.warmup - 1, 0)):
                 step()
+            sync()
             start = time.perf_counter()
             for _ in range(args.steps):
                 step()
+            sync()
             train_s = (time.perf_counter() - start) / args.steps
             with torch.no_grad():
                 for _ in range(args.warmup):
                     run(batch)
+                sync()
                 start = time.perf_counter()
                 for _ in range(args.steps):
                     run(batch)
+                sync()
                 forward_s = (time.perf_counter() - start) / args.steps
         except Exception as e:  # torch.compile needs a C compiler; report, don't hide
             print(json.dumps({"variant": name, "error": str(e).splitlines()[0][:200]}), flush=True)
@@ -141,6 +155,8 @@ def train(args):
         print(json.dumps({
             "variant": name,
             "threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+            "first_step_s": first_step_s,
             "train_ms": 1e3 * train_s,
             "train_tokens_per_s": tokens / train_s,
             "forward_ms": 1e3 * forward_s,
@@ -156,6 +172,7 @@ def main():
                           ("batch", 32), ("steps", 20), ("warmup", 3), ("threads", 0)]:
         t.add_argument(f"--{name}", type=int, default=default)
     t.add_argument("--variants", default="", help="comma-separated subset")
+    t.add_argument("--device", default="cpu", help="cpu or cuda")
     l = sub.add_parser("logits")
     l.add_argument("--from", dest="stage", required=True)
     l.add_argument("--prompt", required=True)

@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// config and a larger one; creates target/pytorch-venv with torch on first use.
     #[arg(long)]
     vs_pytorch: bool,
+    /// The Python that runs the PyTorch side (one that already has torch, e.g. on a GPU
+    /// machine); without it, target/pytorch-venv is created and used.
+    #[arg(long)]
+    torch_python: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -62,7 +66,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return crate::bench_rollout::run(&device, &config, args.batch, args.steps.min(5));
     }
     if args.vs_pytorch {
-        return crate::bench_pytorch::run(&device, args.steps, args.warmup);
+        return crate::bench_pytorch::run(
+            &device,
+            args.device,
+            args.torch_python.as_deref(),
+            args.steps,
+            args.warmup,
+        );
     }
     let timing = measure(&device, &config, args.batch, args.warmup, args.steps)?;
     let tokens = (args.batch * args.seq_len) as f64;
@@ -77,6 +87,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.seq_len,
         config.num_params(),
         rayon_threads()
+    );
+    println!(
+        "first training step {:.2} s (on a GPU: kernel compilation and autotune)",
+        timing.first_step_s
     );
     println!("{:<14} {:>10} {:>12}", "", "ms/step", "tokens/s");
     println!(
@@ -99,6 +113,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 pub struct Timing {
     pub train_s: f64,
     pub forward_s: f64,
+    /// The first training step alone: on a GPU it pays for kernel compilation and autotune.
+    pub first_step_s: f64,
 }
 
 pub fn measure(
@@ -108,6 +124,8 @@ pub fn measure(
     warmup: usize,
     steps: usize,
 ) -> Result<Timing> {
+    // At least one warmup step: the first step is timed on its own.
+    let warmup = warmup.max(1);
     let mut rng = StdRng::seed_from_u64(0);
     let ad = device.clone().autodiff();
     ad.seed(0);
@@ -121,32 +139,52 @@ pub fn measure(
     };
     let mut step = OptimizerStep::new(&optim, &LrSchedule::Constant, warmup + steps);
     let ad_batch = random_batch(config, batch, &mut rng, &ad);
-    let mut train_time = 0.0;
+    let mut first_step_s = 0.0;
+    let mut train_start = Instant::now();
     for i in 0..warmup + steps {
-        let start = Instant::now();
+        if i == warmup {
+            sync(&ad)?;
+            train_start = Instant::now();
+        }
         let loss = logprob::cross_entropy(model.forward(ad_batch.clone()), ad_batch.clone());
         model = step.apply(model, loss, i)?.0;
-        if i >= warmup {
-            train_time += start.elapsed().as_secs_f64();
+        if i == 0 {
+            sync(&ad)?;
+            first_step_s = train_start.elapsed().as_secs_f64();
         }
     }
+    // A GPU queues work: the last step's backward and update are only done once synced.
+    sync(&ad)?;
+    let train_time = train_start.elapsed().as_secs_f64();
 
     // Forward only, off the autodiff graph.
     let frozen = model.valid();
     let plain_batch = random_batch(config, batch, &mut rng, device);
-    let mut forward_time = 0.0;
-    for i in 0..warmup + steps {
-        let start = Instant::now();
-        let logits = frozen.forward(plain_batch.clone());
-        let _ = logits.sum().into_scalar::<f32>(); // wait for the result
-        if i >= warmup {
-            forward_time += start.elapsed().as_secs_f64();
-        }
+    for _ in 0..warmup {
+        let _ = frozen
+            .forward(plain_batch.clone())
+            .sum()
+            .into_scalar::<f32>();
     }
+    // Keep each pass's sum so that a lazy backend must run every pass, and read them once
+    // at the end, as a GPU training loop would, instead of stalling the queue each pass.
+    let forward_start = Instant::now();
+    let sums: Vec<_> = (0..steps)
+        .map(|_| frozen.forward(plain_batch.clone()).sum())
+        .collect();
+    let _ = Tensor::cat(sums, 0).into_data();
+    let forward_time = forward_start.elapsed().as_secs_f64();
     Ok(Timing {
         train_s: train_time / steps as f64,
         forward_s: forward_time / steps as f64,
+        first_step_s,
     })
+}
+
+fn sync(device: &Device) -> Result<()> {
+    device
+        .sync()
+        .map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
 }
 
 fn random_batch(

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
-use model::GptConfig;
+use model::{DeviceChoice, GptConfig};
 use serde_json::Value;
 
 use crate::bench::{measure, rayon_threads};
@@ -43,7 +43,7 @@ fn cases() -> [Case; 2] {
 }
 
 /// The virtual environment's Python, created with torch on first use.
-fn python() -> Result<PathBuf> {
+fn venv_python() -> Result<PathBuf> {
     let python = Path::new(VENV).join("bin/python");
     if python.is_file() {
         return Ok(python);
@@ -79,6 +79,7 @@ fn pytorch(
     python: &Path,
     case: &Case,
     threads: &str,
+    torch_device: &str,
     steps: usize,
     warmup: usize,
 ) -> Result<Vec<Value>> {
@@ -99,6 +100,7 @@ fn pytorch(
             &warmup.to_string(),
         ])
         .args(["--threads", threads])
+        .args(["--device", torch_device])
         // OpenMP threads that spin make PyTorch collapse when anything else runs.
         .env("OMP_WAIT_POLICY", "PASSIVE")
         .output()
@@ -122,8 +124,23 @@ fn best(rows: &[Value], key: &str) -> Option<(f64, String)> {
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
-pub fn run(device: &Device, steps: usize, warmup: usize) -> Result<()> {
-    let python = python()?;
+pub fn run(
+    device: &Device,
+    choice: DeviceChoice,
+    torch_python: Option<&Path>,
+    steps: usize,
+    warmup: usize,
+) -> Result<()> {
+    let python = match torch_python {
+        Some(python) => python.to_path_buf(),
+        None => venv_python()?,
+    };
+    // Our wgpu runs on the GPU, so PyTorch's peer there is CUDA.
+    let torch_device = match choice {
+        DeviceChoice::Flex => "cpu",
+        DeviceChoice::Wgpu => "cuda",
+    };
+    println!("ours on {choice}, PyTorch on {torch_device}");
     let threads = rayon_threads();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -139,7 +156,23 @@ pub fn run(device: &Device, steps: usize, warmup: usize) -> Result<()> {
     );
     for case in cases() {
         let ours = measure(device, &case.config, case.batch, warmup, steps)?;
-        let rows = pytorch(&python, &case, &threads, steps, warmup)?;
+        let rows = pytorch(&python, &case, &threads, torch_device, steps, warmup)?;
+        println!(
+            "{:<28} first training step: ours {:.2} s, PyTorch ({}) {} s",
+            case.name,
+            ours.first_step_s,
+            rows.first()
+                .and_then(|r| r["device"].as_str())
+                .unwrap_or("?"),
+            rows.iter()
+                .filter_map(|r| Some(format!(
+                    "{}={:.2}",
+                    r["variant"].as_str()?,
+                    r["first_step_s"].as_f64()?
+                )))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         for row in rows.iter().filter(|r| r.get("error").is_some()) {
             eprintln!("  (PyTorch {} failed: {})", row["variant"], row["error"]);
         }
