@@ -176,6 +176,15 @@ pub fn run(
         for row in rows.iter().filter(|r| r.get("error").is_some()) {
             eprintln!("  (PyTorch {} failed: {})", row["variant"], row["error"]);
         }
+        for row in rows.iter().filter(|r| r.get("error").is_none()) {
+            println!(
+                "{:<28}   PyTorch {:<26} train {:>9.0}  forward {:>9.0} tok/s",
+                "",
+                row["variant"].as_str().unwrap_or("?"),
+                row["train_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
+                row["forward_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
         let tokens = (case.batch * case.config.block_size) as f64;
         for (pass, ours_s, key) in [
             ("train", ours.train_s, "train_tokens_per_s"),

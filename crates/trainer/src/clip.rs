@@ -37,24 +37,34 @@ impl ModuleVisitor for Scale<'_> {
     }
 }
 
-/// The global L2 norm of the gradients.
-pub fn global_grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> f32 {
+/// The sum of squares of every gradient, still on the device (`None` without gradients), so
+/// that a caller can read it together with other values in one sync.
+pub fn squared_grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
     let mut visitor = SquaredNorm { grads, total: None };
     model.visit(&mut visitor);
-    visitor
-        .total
+    visitor.total
+}
+
+/// The global L2 norm of the gradients.
+pub fn global_grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> f32 {
+    squared_grad_norm(model, grads)
         .map(|t| t.into_scalar::<f32>().sqrt())
         .unwrap_or(0.0)
 }
 
-/// Scales all gradients by `min(1, max_norm / (norm + 1e-6))` (PyTorch's formula) and
-/// returns the norm before clipping.
-pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f32) -> f32 {
-    let norm = global_grad_norm(model, grads);
+/// Scales all gradients by `min(1, max_norm / (norm + 1e-6))`, PyTorch's formula, given the
+/// norm before clipping.
+pub fn clip_to_norm<M: Module>(model: &M, grads: &mut GradientsParams, norm: f32, max_norm: f32) {
     let factor = max_norm / (norm + 1e-6);
     if factor < 1.0 {
         model.visit(&mut Scale { grads, factor });
     }
+}
+
+/// Clips the gradients' global norm to `max_norm` and returns the norm before clipping.
+pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f32) -> f32 {
+    let norm = global_grad_norm(model, grads);
+    clip_to_norm(model, grads, norm, max_norm);
     norm
 }
 

@@ -3,7 +3,7 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::tensor::Tensor;
 
-use crate::clip::{clip_global_norm, global_grad_norm};
+use crate::clip::{clip_to_norm, squared_grad_norm};
 use crate::{LrSchedule, OptimConfig};
 
 /// What one optimizer step did, for the metrics row and the progress bar.
@@ -58,20 +58,28 @@ impl OptimizerStep {
         loss: Tensor<1>,
         step: usize,
     ) -> Result<(M, StepReport)> {
-        let loss_value = loss.clone().into_scalar::<f32>();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        // The loss and the gradient norm come to the host in one read: on a GPU every read
+        // drains the queue, and this is the step's only one.
+        let squared_norm = squared_grad_norm(&model, &grads)
+            .unwrap_or_else(|| Tensor::zeros([1], &loss.device().inner()));
+        let [loss_value, squared_norm]: [f32; 2] = Tensor::cat(vec![loss.inner(), squared_norm], 0)
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading the loss: {e:?}"))?
+            .try_into()
+            .map_err(|v| anyhow::anyhow!("expected the loss and the gradient norm, got {v:?}"))?;
+        let grad_norm = squared_norm.sqrt();
         if !loss_value.is_finite() {
             bail!(
                 "loss is {loss_value} at step {step}: stopped before the update, weights untouched"
             );
         }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        let grad_norm = if self.config.grad_clip > 0.0 {
-            clip_global_norm(&model, &mut grads, self.config.grad_clip)
-        } else {
-            global_grad_norm(&model, &grads)
-        };
         if !grad_norm.is_finite() {
             bail!("gradient norm is {grad_norm} at step {step}: stopped before the update, weights untouched");
+        }
+        if self.config.grad_clip > 0.0 {
+            clip_to_norm(&model, &mut grads, grad_norm, self.config.grad_clip);
         }
         let lr = self.schedule.lr(self.config.lr, step, self.total_steps);
         let model = self.optim.step(lr, model, grads);
