@@ -22,6 +22,11 @@ use model::DeviceChoice;
 use config::{check_stage_name, parent_of, PipelineConfig, IMPLEMENTED, STAGES};
 use run::Run;
 
+/// Tensor buffers are freed and reallocated every step; mimalloc keeps them mapped where
+/// glibc malloc returns them to the kernel and page-faults them back in (docs/perf.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "xtask",

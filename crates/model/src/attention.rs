@@ -4,6 +4,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use crate::init;
+use crate::linear::linear;
 
 /// Multi-head causal self-attention with one fused, bias-free QKV projection.
 /// Weights are stored `[d_in, d_out]` (Burn's layout): `y = x @ W`.
@@ -58,9 +59,7 @@ impl CausalSelfAttention {
         let [b, t, d] = x.dims();
         let head_dim = d / self.n_heads;
         // [B, T, 3d] → [B, T, 3, h, k] → three [B, h, T, k]
-        let qkv = x
-            .matmul(self.qkv.val().unsqueeze())
-            .reshape([b, t, 3, self.n_heads, head_dim]);
+        let qkv = linear(x, self.qkv.val()).reshape([b, t, 3, self.n_heads, head_dim]);
         let take = |i: usize| {
             qkv.clone()
                 .narrow(2, i, 1)
@@ -79,8 +78,6 @@ impl CausalSelfAttention {
             is_causal: true,
         };
         let y = attention(q, k, v, None, None, options);
-        y.swap_dims(1, 2)
-            .reshape([b, t, d])
-            .matmul(self.proj.val().unsqueeze())
+        linear(y.swap_dims(1, 2).reshape([b, t, d]), self.proj.val())
     }
 }

@@ -7,6 +7,7 @@ use crate::attention::LayerCache;
 use crate::block::Block;
 use crate::config::GptConfig;
 use crate::init;
+use crate::linear::linear;
 
 /// The lesson-01 GPT. The output head is the token embedding itself (`x @ Eᵀ`): one
 /// parameter, so the tie survives saving, loading and optimizer steps.
@@ -90,6 +91,6 @@ impl Gpt {
 
     fn head(&self, x: Tensor<3>) -> Tensor<3> {
         let x = self.ln_f.forward(x);
-        x.matmul(self.token_embedding.val().transpose().unsqueeze())
+        linear(x, self.token_embedding.val().transpose())
     }
 }

@@ -1,6 +1,6 @@
 //! The lesson-01 GPT, shared unchanged by every stage.
 //!
-//! `config` holds the shape, `attention`/`mlp`/`block`/`gpt` the forward pass,
+//! `config` holds the shape, `attention`/`mlp`/`block`/`gpt`/`linear` the forward pass,
 //! `checkpoint` the safetensors I/O, `device` the one place a backend is chosen,
 //! and `generate` the sampling loop.
 
@@ -12,6 +12,7 @@ pub mod device;
 pub mod generate;
 pub mod gpt;
 pub mod init;
+pub mod linear;
 pub mod mlp;
 
 pub use burn;

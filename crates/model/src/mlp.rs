@@ -3,6 +3,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
 use crate::init;
+use crate::linear::linear;
 
 /// The 4x-wide feed-forward block with biases and exact (erf) GELU.
 #[derive(Module, Debug)]
@@ -25,7 +26,7 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = x.matmul(self.fc_weight.val().unsqueeze()) + self.fc_bias.val().unsqueeze();
-        gelu(h).matmul(self.proj_weight.val().unsqueeze()) + self.proj_bias.val().unsqueeze()
+        let h = linear(x, self.fc_weight.val()) + self.fc_bias.val().unsqueeze();
+        linear(gelu(h), self.proj_weight.val()) + self.proj_bias.val().unsqueeze()
     }
 }
