@@ -146,8 +146,9 @@ pub fn measure(
             sync(&ad)?;
             train_start = Instant::now();
         }
-        let loss = logprob::cross_entropy(model.forward(ad_batch.clone()), ad_batch.clone());
-        model = step.apply(model, loss, i)?.0;
+        let (grads, loss) =
+            trainer::parallel::cross_entropy_backward(&model, &ad, ad_batch.clone());
+        model = step.apply_grads(model, grads, loss, i)?.0;
         if i == 0 {
             sync(&ad)?;
             first_step_s = train_start.elapsed().as_secs_f64();

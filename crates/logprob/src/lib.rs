@@ -65,13 +65,23 @@ pub fn masked_cross_entropy(
     tokens: Tensor<2, Int>,
     mask: Tensor<2>,
 ) -> Result<Tensor<1>, EmptyMask> {
-    let mask = shifted_mask(mask);
-    let count: f32 = mask.clone().sum().into_scalar::<f32>();
+    let count = scored_token_count(mask.clone());
     if count <= 0.0 {
         return Err(EmptyMask);
     }
-    let nll = -(token_logprobs(logits, tokens) * mask).sum();
-    Ok(nll / count)
+    Ok(masked_nll_sum(logits, tokens, mask) / count)
+}
+
+/// How many tokens `mask` scores (position 0 never is).
+pub fn scored_token_count(mask: Tensor<2>) -> f32 {
+    shifted_mask(mask).sum().into_scalar::<f32>()
+}
+
+/// The summed negative log-likelihood of the scored tokens: `[1]`. Divided by the batch's
+/// [`scored_token_count`] it is [`masked_cross_entropy`]; a shard of the batch divides by the
+/// whole batch's count, so that the shards' losses add up to the batch's.
+pub fn masked_nll_sum(logits: Tensor<3>, tokens: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<1> {
+    -(token_logprobs(logits, tokens) * shifted_mask(mask)).sum()
 }
 
 /// Plain next-token cross-entropy over every position (pretraining): `[1]`.

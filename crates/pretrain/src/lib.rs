@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use serde_json::json;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::resume::Resume;
-use trainer::{files, Manifest, OptimizerStep, Progress, StageContext};
+use trainer::{files, parallel, Manifest, OptimizerStep, Progress, StageContext};
 
 pub use config::PretrainConfig;
 use windows::{random_windows, skip_windows, validation_windows};
@@ -85,8 +85,8 @@ pub fn run(ctx: &StageContext, config: &PretrainConfig) -> Result<Manifest> {
             &mut rng,
             &device,
         );
-        let loss = logprob::cross_entropy(model.forward(batch.clone()), batch);
-        let (updated, report) = optimizer.apply(model, loss, step)?;
+        let (grads, loss) = parallel::cross_entropy_backward(&model, &device, batch);
+        let (updated, report) = optimizer.apply_grads(model, grads, loss, step)?;
         model = updated;
         window_steps += 1;
 

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use trainer::resume::Resume;
-use trainer::{LrSchedule, OptimConfig, OptimizerStep, Progress};
+use trainer::{parallel, LrSchedule, OptimConfig, OptimizerStep, Progress};
 
 /// Settings of one supervised run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,8 +91,9 @@ impl SupervisedRun<'_> {
                 .collect();
             let batch = PaddedBatch::new(&picked, self.pad_id, config.mask_prompt);
             let (tokens, mask) = to_tensors(&batch, device);
-            let loss = logprob::masked_cross_entropy(model.forward(tokens.clone()), tokens, mask)?;
-            let (updated, report) = optimizer.apply(model, loss, step)?;
+            let (grads, loss) =
+                parallel::masked_cross_entropy_backward(&model, device, tokens, mask)?;
+            let (updated, report) = optimizer.apply_grads(model, grads, loss, step)?;
             model = updated;
             window_tokens += batch.rows * batch.width;
 

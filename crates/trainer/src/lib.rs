@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod optim;
 pub mod outputs;
+pub mod parallel;
 pub mod parent;
 pub mod progress;
 pub mod resume;

@@ -58,12 +58,24 @@ impl OptimizerStep {
         loss: Tensor<1>,
         step: usize,
     ) -> Result<(M, StepReport)> {
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        self.apply_grads(model, grads, loss.inner(), step)
+    }
+
+    /// [`apply`](Self::apply) for gradients already computed, e.g. by
+    /// [`sharded_backward`](crate::parallel::sharded_backward); `loss` is off the graph.
+    pub fn apply_grads<M: Module>(
+        &mut self,
+        model: M,
+        mut grads: GradientsParams,
+        loss: Tensor<1>,
+        step: usize,
+    ) -> Result<(M, StepReport)> {
         // The loss and the gradient norm come to the host in one read: on a GPU every read
         // drains the queue, and this is the step's only one.
-        let squared_norm = squared_grad_norm(&model, &grads)
-            .unwrap_or_else(|| Tensor::zeros([1], &loss.device().inner()));
-        let [loss_value, squared_norm]: [f32; 2] = Tensor::cat(vec![loss.inner(), squared_norm], 0)
+        let squared_norm =
+            squared_grad_norm(&model, &grads).unwrap_or_else(|| Tensor::zeros([1], &loss.device()));
+        let [loss_value, squared_norm]: [f32; 2] = Tensor::cat(vec![loss, squared_norm], 0)
             .into_data()
             .try_into_vec::<f32>()
             .map_err(|e| anyhow::anyhow!("reading the loss: {e:?}"))?

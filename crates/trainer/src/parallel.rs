@@ -1,0 +1,200 @@
+//! Data-parallel backward on one CPU.
+//!
+//! On the lesson's model, Burn's CPU backend keeps barely more than one core busy: most of its
+//! operations are too small to split. Here the batch is split into shards instead. Each shard's
+//! forward and backward runs on its own core, in its own autodiff graph (`Module::fork`), and
+//! the shards' gradients are summed: the same gradients as one pass over the whole batch, up to
+//! float rounding (docs/perf.md).
+
+use burn::module::Module;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::{Device, Int, Tensor};
+use logprob::EmptyMask;
+use model::Gpt;
+use rayon::prelude::*;
+
+/// The number of shards worth making: one per thread of rayon's pool (`RAYON_NUM_THREADS`).
+/// The gradients' float rounding depends on it, not their value.
+pub fn shard_count() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
+/// Pretraining's loss, next-token cross-entropy over every position of `batch` (`[B, T]`),
+/// and its gradients, computed on [`shard_count`] shards of rows.
+pub fn cross_entropy_backward(
+    model: &Gpt,
+    device: &Device,
+    batch: Tensor<2, Int>,
+) -> (GradientsParams, Tensor<1>) {
+    let rows = batch.dims()[0] as f32;
+    let shards = batch.chunk(shard_count(), 0);
+    sharded_backward(model, device, shards, |replica, shard: Tensor<2, Int>| {
+        let share = shard.dims()[0] as f32 / rows;
+        logprob::cross_entropy(replica.forward(shard.clone()), shard).mul_scalar(share)
+    })
+}
+
+/// Supervised fine-tuning's loss, cross-entropy over the tokens `mask` scores, averaged over
+/// the whole batch's scored tokens, and its gradients, computed on shards of rows.
+pub fn masked_cross_entropy_backward(
+    model: &Gpt,
+    device: &Device,
+    tokens: Tensor<2, Int>,
+    mask: Tensor<2>,
+) -> Result<(GradientsParams, Tensor<1>), EmptyMask> {
+    let count = logprob::scored_token_count(mask.clone());
+    if count <= 0.0 {
+        return Err(EmptyMask);
+    }
+    let n = shard_count();
+    let shards: Vec<_> = tokens
+        .chunk(n, 0)
+        .into_iter()
+        .zip(mask.chunk(n, 0))
+        .collect();
+    Ok(sharded_backward(
+        model,
+        device,
+        shards,
+        |replica, (tokens, mask): (Tensor<2, Int>, Tensor<2>)| {
+            logprob::masked_nll_sum(replica.forward(tokens.clone()), tokens, mask) / count
+        },
+    ))
+}
+
+/// Runs `loss_of(model, shard)` and its backward pass for every shard in parallel and returns
+/// the summed gradients and the summed loss (off the autodiff graph). `loss_of` must return
+/// the shard's share of the batch loss, so that the shares add up to the batch loss: for a
+/// mean over tokens, the shard's token sum divided by the batch's token count.
+pub fn sharded_backward<M, S, F>(
+    model: &M,
+    device: &Device,
+    shards: Vec<S>,
+    loss_of: F,
+) -> (GradientsParams, Tensor<1>)
+where
+    M: Module + Send,
+    S: Send,
+    F: Fn(&M, S) -> Tensor<1> + Sync,
+{
+    let replicas: Vec<M> = shards.iter().map(|_| model.clone().fork(device)).collect();
+    let results: Vec<(GradientsParams, Tensor<1>)> = replicas
+        .into_par_iter()
+        .zip(shards)
+        .map(|(replica, shard)| {
+            let loss = loss_of(&replica, shard);
+            let grads = GradientsParams::from_grads(loss.backward(), &replica);
+            (grads, loss.inner())
+        })
+        .collect();
+    let mut accumulator = GradientsAccumulator::new();
+    let mut losses = Vec::with_capacity(results.len());
+    for (grads, loss) in results {
+        accumulator.accumulate(model, grads);
+        losses.push(loss);
+    }
+    (accumulator.grads(), Tensor::cat(losses, 0).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::TensorData;
+    use model::GptConfig;
+
+    use super::*;
+
+    /// The largest |difference| between two sets of gradients over every parameter.
+    struct MaxDifference<'a> {
+        a: &'a GradientsParams,
+        b: &'a GradientsParams,
+        max: f32,
+        compared: usize,
+    }
+
+    impl ModuleVisitor for MaxDifference<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let a = self.a.get::<D>(param.id).expect("gradient in a");
+            let b = self.b.get::<D>(param.id).expect("gradient in b");
+            let diff = (a - b).abs().max().into_scalar::<f32>();
+            self.max = self.max.max(diff);
+            self.compared += 1;
+        }
+    }
+
+    fn setup() -> (Gpt, Device, Tensor<2, Int>, Tensor<2>) {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let config = GptConfig {
+            vocab_size: 11,
+            block_size: 8,
+            d_model: 16,
+            n_layers: 2,
+            n_heads: 2,
+        };
+        let model = Gpt::new(&config, &device);
+        let ids: Vec<i64> = (0..5 * 8).map(|i| (i * 7 + 3) % 11).collect();
+        let tokens = Tensor::from_data(TensorData::new(ids, [5, 8]), &device);
+        // Rows score different numbers of tokens, so the shards' shares differ.
+        let mask: Vec<f32> = (0..5 * 8)
+            .map(|i| if i % 8 >= 2 + i / 8 { 1.0 } else { 0.0 })
+            .collect();
+        let mask = Tensor::from_data(TensorData::new(mask, [5, 8]), &device);
+        (model, device, tokens, mask)
+    }
+
+    fn assert_same(model: &Gpt, a: &GradientsParams, b: &GradientsParams) {
+        let mut visitor = MaxDifference {
+            a,
+            b,
+            max: 0.0,
+            compared: 0,
+        };
+        model.visit(&mut visitor);
+        assert!(visitor.compared > 10, "compared {}", visitor.compared);
+        assert!(visitor.max < 1e-5, "gradients differ by {}", visitor.max);
+    }
+
+    #[test]
+    fn shards_give_the_whole_batch_gradients_for_pretraining_loss() {
+        let (model, device, tokens, _) = setup();
+        let whole = logprob::cross_entropy(model.forward(tokens.clone()), tokens.clone());
+        let expected = GradientsParams::from_grads(whole.backward(), &model);
+        // Uneven shards (2 + 2 + 1 rows), whatever the machine's thread count.
+        let shards = tokens.clone().chunk(3, 0);
+        assert_eq!(shards.len(), 3);
+        let (grads, loss) = sharded_backward(&model, &device, shards, |replica, shard| {
+            let share = shard.dims()[0] as f32 / 5.0;
+            logprob::cross_entropy(replica.forward(shard.clone()), shard).mul_scalar(share)
+        });
+        let (whole, loss) = (whole.into_scalar::<f32>(), loss.into_scalar::<f32>());
+        assert!((whole - loss).abs() < 1e-5, "{whole} vs {loss}");
+        assert_same(&model, &expected, &grads);
+        // And through the helper the stages call.
+        let (grads, _) = cross_entropy_backward(&model, &device, tokens);
+        assert_same(&model, &expected, &grads);
+    }
+
+    #[test]
+    fn shards_give_the_whole_batch_gradients_for_masked_loss() {
+        let (model, device, tokens, mask) = setup();
+        let whole = logprob::masked_cross_entropy(
+            model.forward(tokens.clone()),
+            tokens.clone(),
+            mask.clone(),
+        )
+        .unwrap();
+        let expected = GradientsParams::from_grads(whole.backward(), &model);
+        let (grads, loss) = masked_cross_entropy_backward(&model, &device, tokens, mask).unwrap();
+        let (whole, loss) = (whole.into_scalar::<f32>(), loss.into_scalar::<f32>());
+        assert!((whole - loss).abs() < 1e-5, "{whole} vs {loss}");
+        assert_same(&model, &expected, &grads);
+    }
+
+    #[test]
+    fn an_empty_mask_is_an_error_not_nan() {
+        let (model, device, tokens, mask) = setup();
+        let err = masked_cross_entropy_backward(&model, &device, tokens, mask.zeros_like());
+        assert!(err.is_err());
+    }
+}
