@@ -162,8 +162,7 @@ pub fn measure(
     let frozen = model.valid();
     let plain_batch = random_batch(config, batch, &mut rng, device);
     for _ in 0..warmup {
-        let _ = frozen
-            .forward(plain_batch.clone())
+        let _ = trainer::parallel::sharded_forward(&frozen, plain_batch.clone())
             .sum()
             .into_scalar::<f32>();
     }
@@ -171,7 +170,7 @@ pub fn measure(
     // at the end, as a GPU training loop would, instead of stalling the queue each pass.
     let forward_start = Instant::now();
     let sums: Vec<_> = (0..steps)
-        .map(|_| frozen.forward(plain_batch.clone()).sum())
+        .map(|_| trainer::parallel::sharded_forward(&frozen, plain_batch.clone()).sum())
         .collect();
     let _ = Tensor::cat(sums, 0).into_data();
     let forward_time = forward_start.elapsed().as_secs_f64();

@@ -90,7 +90,7 @@ pub fn sequence_logps(
 ) -> SequenceLogps {
     let batch = PaddedBatch::new(examples, pad_id, true);
     let (tokens, mask) = to_tensors(&batch, device);
-    let logits = model.forward(tokens.clone());
+    let logits = trainer::parallel::sharded_forward(model, tokens.clone());
     let (masked, count) = logprob::masked_token_logprobs(logits, tokens, mask);
     SequenceLogps {
         sum: masked.sum_dim(1).squeeze_dim::<1>(1),

@@ -136,7 +136,8 @@ fn validation_loss(model: &Gpt, batches: &[Tensor<2, Int>]) -> f32 {
     let total: f32 = batches
         .iter()
         .map(|batch| {
-            logprob::cross_entropy(model.forward(batch.clone()), batch.clone()).into_scalar::<f32>()
+            let logits = parallel::sharded_forward(model, batch.clone());
+            logprob::cross_entropy(logits, batch.clone()).into_scalar::<f32>()
         })
         .sum();
     total / batches.len() as f32

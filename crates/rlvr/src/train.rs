@@ -278,7 +278,7 @@ pub fn grpo_loss(
     // The frozen reference runs on the plain device: no graph, no gradient.
     let (plain_tokens, plain_mask) = to_tensors(&batch, plain);
     let (reference_tokens, _) = logprob::masked_token_logprobs(
-        reference.forward(plain_tokens.clone()),
+        trainer::parallel::sharded_forward(reference, plain_tokens.clone()),
         plain_tokens,
         plain_mask,
     );

@@ -13,10 +13,16 @@ use logprob::EmptyMask;
 use model::Gpt;
 use rayon::prelude::*;
 
-/// The number of shards worth making: one per thread of rayon's pool (`RAYON_NUM_THREADS`).
-/// The gradients' float rounding depends on it, not their value.
-pub fn shard_count() -> usize {
-    rayon::current_num_threads().max(1)
+/// The number of shards worth making on `device`: on the CPU (flex), one per thread of rayon's
+/// pool (`RAYON_NUM_THREADS`); on a GPU, one, since a GPU wants the whole batch at once. The
+/// gradients' float rounding depends on it, not their value.
+pub fn shard_count(device: &Device) -> usize {
+    // Device equality ignores autodiff, so this holds for the autodiff flex device too.
+    if *device == Device::flex() {
+        rayon::current_num_threads().max(1)
+    } else {
+        1
+    }
 }
 
 /// Pretraining's loss, next-token cross-entropy over every position of `batch` (`[B, T]`),
@@ -27,7 +33,7 @@ pub fn cross_entropy_backward(
     batch: Tensor<2, Int>,
 ) -> (GradientsParams, Tensor<1>) {
     let rows = batch.dims()[0] as f32;
-    let shards = batch.chunk(shard_count(), 0);
+    let shards = batch.chunk(shard_count(device), 0);
     sharded_backward(model, device, shards, |replica, shard: Tensor<2, Int>| {
         let share = shard.dims()[0] as f32 / rows;
         logprob::cross_entropy(replica.forward(shard.clone()), shard).mul_scalar(share)
@@ -46,7 +52,7 @@ pub fn masked_cross_entropy_backward(
     if count <= 0.0 {
         return Err(EmptyMask);
     }
-    let n = shard_count();
+    let n = shard_count(device);
     let shards: Vec<_> = tokens
         .chunk(n, 0)
         .into_iter()
@@ -60,6 +66,23 @@ pub fn masked_cross_entropy_backward(
             logprob::masked_nll_sum(replica.forward(tokens.clone()), tokens, mask) / count
         },
     ))
+}
+
+/// `model.forward(tokens)` with the rows split into [`shard_count`] shards that run in
+/// parallel: the same logits, up to float rounding. Meant for passes without a backward
+/// (evaluation, reference log-probs); on the autodiff device the shards share one graph, so
+/// their backward pass is not parallel.
+pub fn sharded_forward(model: &Gpt, tokens: Tensor<2, Int>) -> Tensor<3> {
+    let n = shard_count(&tokens.device());
+    let shards = tokens.chunk(n, 0);
+    if shards.len() == 1 {
+        return model.forward(shards.into_iter().next().expect("one shard"));
+    }
+    let logits: Vec<Tensor<3>> = shards
+        .into_par_iter()
+        .map(|shard| model.forward(shard))
+        .collect();
+    Tensor::cat(logits, 0)
 }
 
 /// Runs `loss_of(model, shard)` and its backward pass for every shard in parallel and returns
@@ -189,6 +212,25 @@ mod tests {
         let (whole, loss) = (whole.into_scalar::<f32>(), loss.into_scalar::<f32>());
         assert!((whole - loss).abs() < 1e-5, "{whole} vs {loss}");
         assert_same(&model, &expected, &grads);
+    }
+
+    #[test]
+    fn the_cpu_is_sharded_by_thread_count_autodiff_or_not() {
+        let threads = rayon::current_num_threads();
+        assert_eq!(shard_count(&Device::flex()), threads);
+        assert_eq!(shard_count(&Device::flex().autodiff()), threads);
+    }
+
+    #[test]
+    fn sharded_forward_gives_the_same_logits() {
+        let (model, _, tokens, _) = setup();
+        let model = model.valid();
+        let tokens: Tensor<2, Int> = Tensor::from_data(tokens.into_data(), &Device::flex());
+        let whole = model.forward(tokens.clone());
+        let sharded = sharded_forward(&model, tokens);
+        assert_eq!(whole.dims(), sharded.dims());
+        let diff = (whole - sharded).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "logits differ by {diff}");
     }
 
     #[test]
