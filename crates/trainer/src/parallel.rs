@@ -100,6 +100,13 @@ where
     S: Send,
     F: Fn(&M, S) -> Tensor<1> + Sync,
 {
+    if shards.len() == 1 {
+        // One shard (a GPU, or one thread): the model's own graph, no replica.
+        let shard = shards.into_iter().next().expect("one shard");
+        let loss = loss_of(model, shard);
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        return (grads, loss.inner());
+    }
     let replicas: Vec<M> = shards.iter().map(|_| model.clone().fork(device)).collect();
     let results: Vec<(GradientsParams, Tensor<1>)> = replicas
         .into_par_iter()
@@ -192,6 +199,11 @@ mod tests {
         });
         let (whole, loss) = (whole.into_scalar::<f32>(), loss.into_scalar::<f32>());
         assert!((whole - loss).abs() < 1e-5, "{whole} vs {loss}");
+        assert_same(&model, &expected, &grads);
+        // One shard takes the model's own graph.
+        let (grads, _) = sharded_backward(&model, &device, vec![tokens.clone()], |m, all| {
+            logprob::cross_entropy(m.forward(all.clone()), all)
+        });
         assert_same(&model, &expected, &grads);
         // And through the helper the stages call.
         let (grads, _) = cross_entropy_backward(&model, &device, tokens);
