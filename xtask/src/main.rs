@@ -27,6 +27,17 @@ use run::Run;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v2 and v3 alike).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Never hand freed memory back to the kernel. By default mimalloc purges it after 10 ms, and
+/// the next step's tensors fault it in and zero it again: 20% of a larger model's step went to
+/// zeroing pages (docs/perf.md). A training run's memory is the same every step anyway.
+fn keep_freed_memory() {
+    // SAFETY: sets one integer option; called first thing in main, before other threads exist.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 #[derive(Parser)]
 #[command(
     name = "xtask",
@@ -120,6 +131,7 @@ impl RunArgs {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     match dispatch(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
