@@ -69,11 +69,17 @@ pub fn masked_cross_entropy_backward(
 }
 
 /// `model.forward(tokens)` with the rows split into [`shard_count`] shards that run in
-/// parallel: the same logits, up to float rounding. Meant for passes without a backward
-/// (evaluation, reference log-probs); on the autodiff device the shards share one graph, so
-/// their backward pass is not parallel.
+/// parallel: the same logits, up to float rounding. For passes without a backward
+/// (evaluation, reference log-probs). On the autodiff device it is one plain forward pass:
+/// shards there would share the parameters' nodes and so one graph, and building one graph
+/// from two threads crashed a DPO run ("graph tape has already been consumed").
 pub fn sharded_forward(model: &Gpt, tokens: Tensor<2, Int>) -> Tensor<3> {
-    let n = shard_count(&tokens.device());
+    let device = tokens.device();
+    let n = if device.is_autodiff() {
+        1
+    } else {
+        shard_count(&device)
+    };
     let shards = tokens.chunk(n, 0);
     if shards.len() == 1 {
         return model.forward(shards.into_iter().next().expect("one shard"));
