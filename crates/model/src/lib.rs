@@ -1,8 +1,8 @@
 //! The lesson-01 GPT, shared unchanged by every stage.
 //!
 //! `config` holds the shape, `attention`/`mlp`/`block`/`gpt`/`linear` the forward pass,
-//! `checkpoint` the safetensors I/O, `device` the one place a backend is chosen,
-//! and `generate` the sampling loop.
+//! `gelu` the activation (fused on the CPU), `checkpoint` the safetensors I/O, `device` the one
+//! place a backend is chosen, and `generate` the sampling loop.
 
 pub mod attention;
 pub mod block;
