@@ -17,7 +17,6 @@ use sft::examples::{load_or_generate, tokenize_all};
 use sft::supervised::{SupervisedConfig, SupervisedRun};
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
-use trainer::resume::Resume;
 use trainer::{files, Manifest, StageContext};
 
 /// `[cot-sft]` in `pipeline.toml`.
@@ -102,13 +101,7 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
             label: &label,
             metrics_path: &metrics_path,
             quiet: ctx.quiet,
-            resume: Resume::new(
-                &ctx.out_dir,
-                mode.name(),
-                &config_hash(&(config, mode)),
-                ctx.checkpoint_every,
-                &ctx.model,
-            ),
+            resume: ctx.resume(mode.name(), &config_hash(&(config, mode))),
         };
         let suite = DigitSumSuite {
             mode,

@@ -24,7 +24,6 @@ use eval::{format_row, per_k_metrics, write_eval, DigitSumSuite};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
-use trainer::resume::Resume;
 use trainer::{files, Manifest, StageContext};
 
 pub use config::{DpoConfig, LossConfig, LossType, PairSource};
@@ -106,13 +105,7 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
             label: &label,
             metrics_path: &metrics_path,
             quiet: ctx.quiet,
-            resume: Resume::new(
-                &ctx.out_dir,
-                loss_type.name(),
-                &config_hash(&(config, loss_type)),
-                ctx.checkpoint_every,
-                &ctx.model,
-            ),
+            resume: ctx.resume(loss_type.name(), &config_hash(&(config, loss_type))),
         };
         let policy = load_parent(ctx, &device)?;
         let reference_handle = reference.as_ref().map(|model| Reference {

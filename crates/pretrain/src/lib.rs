@@ -15,7 +15,6 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::json;
 use trainer::outputs::{config_hash, save_stage};
-use trainer::resume::Resume;
 use trainer::{files, parallel, Manifest, OptimizerStep, Progress, StageContext};
 
 pub use config::PretrainConfig;
@@ -50,13 +49,7 @@ pub fn run(ctx: &StageContext, config: &PretrainConfig) -> Result<Manifest> {
 
     // A killed run picks up from its last snapshot: weights, optimizer, step, metrics rows;
     // the sampler's random stream is replayed to the same point.
-    let resume = Resume::new(
-        &ctx.out_dir,
-        "pretrain",
-        &config_hash(config),
-        ctx.checkpoint_every,
-        &ctx.model,
-    );
+    let resume = ctx.resume("pretrain", &config_hash(config));
     let start = resume.start(
         model,
         &mut optimizer,

@@ -19,7 +19,6 @@ use eval::{format_row, per_k_metrics, write_eval, DigitSumSuite};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
-use trainer::resume::Resume;
 use trainer::{files, Manifest, StageContext};
 
 pub use config::RlvrConfig;
@@ -52,13 +51,7 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
         label: &ctx.stage,
         metrics_path: &ctx.out_dir.join(files::METRICS),
         quiet: ctx.quiet,
-        resume: Resume::new(
-            &ctx.out_dir,
-            "rlvr",
-            &config_hash(config),
-            ctx.checkpoint_every,
-            &ctx.model,
-        ),
+        resume: ctx.resume("rlvr", &config_hash(config)),
     };
     let model = run
         .train(

@@ -16,7 +16,6 @@ use data::tokenizer::PAD;
 use eval::{evaluate_exact_match, evaluate_reverse, format_row, write_eval, EvalRow};
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
-use trainer::resume::Resume;
 use trainer::{files, Manifest, StageContext};
 
 pub use config::SftConfig;
@@ -63,13 +62,7 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
             label: if is_main { &ctx.stage } else { label },
             metrics_path: &metrics_path,
             quiet: ctx.quiet,
-            resume: Resume::new(
-                &ctx.out_dir,
-                label,
-                &config_hash(&(config, mask_prompt)),
-                ctx.checkpoint_every,
-                &ctx.model,
-            ),
+            resume: ctx.resume(label, &config_hash(&(config, mask_prompt))),
         };
         let mut held_out_accuracy = |model: &Gpt| {
             let row = evaluate_reverse(model, &ctx.tokenizer, &held_out, label, &ctx.device)?;

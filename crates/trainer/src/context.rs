@@ -1,8 +1,11 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use data::TextTokenizer;
 use model::GptConfig;
+
+use crate::resume::Resume;
+use crate::Manifest;
 
 /// What xtask hands a stage: where to write, which device, the chain's shared tokenizer and
 /// model shape, and the parent checkpoint folder when the stage has one. A stage is a function
@@ -24,5 +27,74 @@ pub struct StageContext {
 impl StageContext {
     pub fn checkpoint_path(&self) -> PathBuf {
         self.out_dir.join(crate::files::CHECKPOINT)
+    }
+
+    /// Snapshots for resuming one training loop (`label`) of this stage. Their key folds in
+    /// the parent checkpoint's hash (from its manifest) next to the loop's settings, so a
+    /// snapshot made from another parent (after `--restart-from` an earlier stage, say) is
+    /// never resumed.
+    pub fn resume(&self, label: &str, config_hash: &str) -> Resume {
+        Resume::new(
+            &self.out_dir,
+            label,
+            &resume_key(config_hash, self.parent_dir.as_deref()),
+            self.checkpoint_every,
+            &self.model,
+        )
+    }
+}
+
+/// A loop's settings plus the hash of the checkpoint it starts from. A parent without a
+/// readable manifest counts as none here; loading it fails later with the reason.
+fn resume_key(config_hash: &str, parent_dir: Option<&Path>) -> String {
+    let parent = parent_dir
+        .and_then(|dir| Manifest::load(&dir.join(crate::files::MANIFEST)).ok())
+        .map_or_else(|| "none".to_string(), |m| m.checkpoint_hash);
+    format!("{config_hash} parent {parent}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(checkpoint_hash: &str) -> Manifest {
+        Manifest {
+            stage: "pretrain".into(),
+            step: 1,
+            config_hash: "c".into(),
+            tokenizer_hash: "t".into(),
+            checkpoint_hash: checkpoint_hash.into(),
+            parent_checkpoint_hash: None,
+            parent_dir: None,
+            model: GptConfig {
+                vocab_size: 11,
+                block_size: 8,
+                d_model: 16,
+                n_layers: 1,
+                n_heads: 2,
+            },
+            device: "flex".into(),
+            wall_time_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_key_changes_with_the_parent_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, hash) in [("a", "aaaa"), ("b", "bbbb")] {
+            let parent = dir.path().join(name);
+            std::fs::create_dir_all(&parent).unwrap();
+            manifest(hash)
+                .save(&parent.join(crate::files::MANIFEST))
+                .unwrap();
+        }
+        let key = |name: &str| resume_key("settings", Some(&dir.path().join(name)));
+        assert_eq!(key("a"), key("a"));
+        assert_ne!(key("a"), key("b"));
+        assert_ne!(key("a"), resume_key("settings", None));
+        assert_ne!(
+            key("a"),
+            resume_key("other settings", Some(&dir.path().join("a")))
+        );
     }
 }
