@@ -14,6 +14,7 @@ use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
 use burn::backend::flex::ops::binary::binary_op;
 use burn::backend::flex::ops::unary::unary_op;
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::{activation, Device, Tensor};
@@ -92,10 +93,20 @@ impl<B: Backend + FusedGelu, C: CheckpointStrategy> FusedGelu for Autodiff<B, C>
         }
     }
 
+    /// Only reached when the derivative is itself differentiated, which no stage does. It is
+    /// composed of differentiable operations so that it stays right there, only not fused.
     fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        // Only reached for a second derivative, which no stage takes.
-        let _ = (x, grad);
-        unimplemented!("the GELU backward pass is not itself differentiable")
+        let scaled = Self::float_mul_scalar(x.clone(), std::f64::consts::FRAC_1_SQRT_2.into());
+        let cdf = Self::float_mul_scalar(
+            Self::float_add_scalar(Self::float_erf(scaled), 1.0.into()),
+            0.5.into(),
+        );
+        let squared = Self::float_mul(x.clone(), x.clone());
+        let pdf = Self::float_mul_scalar(
+            Self::float_exp(Self::float_mul_scalar(squared, (-0.5).into())),
+            (1.0 / (2.0 * std::f64::consts::PI).sqrt()).into(),
+        );
+        Self::float_mul(grad, Self::float_add(cdf, Self::float_mul(x, pdf)))
     }
 }
 
@@ -191,6 +202,24 @@ mod tests {
             .max()
             .into_scalar::<f32>();
         assert!(diff < 1e-6, "forward differs by {diff}");
+    }
+
+    #[test]
+    fn the_autodiff_derivative_matches_the_fused_one() {
+        let derivative = |device: &Device| {
+            let (x, grad) = (inputs(device), inputs(device).cos());
+            let out = <Dispatch as FusedGelu>::fused_gelu_backward(
+                x.into_dispatch(),
+                grad.into_dispatch(),
+            );
+            Tensor::<2>::from_dispatch(out).into_data()
+        };
+        // Flex's fused kernel against the autodiff backend's composed operations.
+        let fused = Tensor::<2>::from_data(derivative(&Device::flex()), &Device::flex());
+        let composed =
+            Tensor::<2>::from_data(derivative(&Device::flex().autodiff()), &Device::flex());
+        let diff = (fused - composed).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "derivatives differ by {diff}");
     }
 
     #[test]
