@@ -6,7 +6,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
-/// Sum of squares of every gradient, accumulated on the device (one sync at the end).
+/// Sum of squares of every gradient, accumulated on the device (the caller reads it).
 struct SquaredNorm<'a> {
     grads: &'a GradientsParams,
     total: Option<Tensor<1>>,
@@ -45,13 +45,6 @@ pub fn squared_grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> Optio
     visitor.total
 }
 
-/// The global L2 norm of the gradients.
-pub fn global_grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> f32 {
-    squared_grad_norm(model, grads)
-        .map(|t| t.into_scalar::<f32>().sqrt())
-        .unwrap_or(0.0)
-}
-
 /// Scales all gradients by `min(1, max_norm / (norm + 1e-6))`, PyTorch's formula, given the
 /// norm before clipping.
 pub fn clip_to_norm<M: Module>(model: &M, grads: &mut GradientsParams, norm: f32, max_norm: f32) {
@@ -59,13 +52,6 @@ pub fn clip_to_norm<M: Module>(model: &M, grads: &mut GradientsParams, norm: f32
     if factor < 1.0 {
         model.visit(&mut Scale { grads, factor });
     }
-}
-
-/// Clips the gradients' global norm to `max_norm` and returns the norm before clipping.
-pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f32) -> f32 {
-    let norm = global_grad_norm(model, grads);
-    clip_to_norm(model, grads, norm, max_norm);
-    norm
 }
 
 #[cfg(test)]
@@ -78,6 +64,13 @@ mod tests {
     struct TwoParams {
         a: Param<Tensor<1>>,
         b: Param<Tensor<2>>,
+    }
+
+    fn global_norm(model: &TwoParams, grads: &GradientsParams) -> f32 {
+        squared_grad_norm(model, grads)
+            .unwrap()
+            .into_scalar::<f32>()
+            .sqrt()
     }
 
     #[test]
@@ -97,8 +90,9 @@ mod tests {
         let loss = model.a.val().narrow(0, 0, 1).sum().mul_scalar(3.0)
             + model.b.val().slice([0..1, 0..1]).sum().mul_scalar(4.0);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        let norm = clip_global_norm(&model, &mut grads, 1.0);
+        let norm = global_norm(&model, &grads);
         assert!((norm - 5.0).abs() < 1e-5);
+        clip_to_norm(&model, &mut grads, norm, 1.0);
         let a: Vec<f32> = grads
             .get::<1>(model.a.id)
             .unwrap()
@@ -116,6 +110,6 @@ mod tests {
             (a[0] - 0.6).abs() < 1e-5 && (b[0] - 0.8).abs() < 1e-5,
             "{a:?} {b:?}"
         );
-        assert!((global_grad_norm(&model, &grads) - 1.0).abs() < 1e-4);
+        assert!((global_norm(&model, &grads) - 1.0).abs() < 1e-4);
     }
 }
