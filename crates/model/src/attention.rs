@@ -3,6 +3,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
+use crate::causal_softmax::causal_softmax;
 use crate::init;
 use crate::linear::linear;
 
@@ -70,14 +71,21 @@ impl CausalSelfAttention {
     }
 
     fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, [b, t, d]: [usize; 3]) -> Tensor<3> {
-        // Scores are scaled by 1/sqrt(k) (the default scale); the causal mask is aligned
-        // bottom-right, so it is also right for cached decoding where q is shorter than k.
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: true,
+        let y = if q.device() == Device::flex() && std::env::var("GPT_ATTN").is_err() {
+            // Two matrix products around one fused pass (see `causal_softmax`); scaled by
+            // 1/sqrt(k) like Burn's attention.
+            let scale = 1.0 / (q.dims()[3] as f32).sqrt();
+            causal_softmax(q.matmul(k.swap_dims(2, 3)), scale).matmul(v)
+        } else {
+            // Scores are scaled by 1/sqrt(k) (the default scale); the causal mask is aligned
+            // bottom-right, so it is also right for cached decoding where q is shorter than k.
+            let options = AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: true,
+            };
+            attention(q, k, v, None, None, options)
         };
-        let y = attention(q, k, v, None, None, options);
         linear(y.swap_dims(1, 2).reshape([b, t, d]), self.proj.val())
     }
 }

@@ -1,14 +1,17 @@
 //! The lesson-01 GPT, shared unchanged by every stage.
 //!
 //! `config` holds the shape, `attention`/`mlp`/`block`/`gpt`/`linear` the forward pass,
-//! `gelu` the activation (fused on the CPU), `checkpoint` the safetensors I/O, `device` the one
+//! `gelu` the activation and `causal_softmax` attention's softmax (both fused on the CPU,
+//! from `fastmath`'s vectorisable erf and exp), `checkpoint` the safetensors I/O, `device` the one
 //! place a backend is chosen, and `generate` the sampling loop.
 
 pub mod attention;
 pub mod block;
+pub mod causal_softmax;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod fastmath;
 pub mod gelu;
 pub mod generate;
 pub mod gpt;
