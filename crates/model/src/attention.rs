@@ -6,6 +6,7 @@ use burn::tensor::{Device, Tensor};
 use crate::causal_softmax::causal_softmax;
 use crate::init;
 use crate::linear::linear;
+use crate::matmul::matmul;
 
 /// Multi-head causal self-attention with one fused, bias-free QKV projection.
 /// Weights are stored `[d_in, d_out]` (Burn's layout): `y = x @ W`.
@@ -75,7 +76,7 @@ impl CausalSelfAttention {
             // Two matrix products around one fused pass (see `causal_softmax`); scaled by
             // 1/sqrt(k) like Burn's attention.
             let scale = 1.0 / (q.dims()[3] as f32).sqrt();
-            causal_softmax(q.matmul(k.swap_dims(2, 3)), scale).matmul(v)
+            matmul(causal_softmax(matmul(q, k.swap_dims(2, 3)), scale), v)
         } else {
             // Scores are scaled by 1/sqrt(k) (the default scale); the causal mask is aligned
             // bottom-right, so it is also right for cached decoding where q is shorter than k.

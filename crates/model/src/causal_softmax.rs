@@ -12,14 +12,14 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
-use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
-use burn::tensor::{DType, FloatDType, Tensor, TensorData};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::fastmath::exp_f32;
+use crate::{flex_buffer, simd_kernel};
 
 /// Softmax over the last axis of `scale · scores` (`[.., queries, keys]`), where query `i`
 /// sees keys `0..=i + keys − queries`. Masked positions get probability 0. Flex only: other
@@ -45,17 +45,16 @@ pub trait FusedCausalSoftmax: Backend {
 
 impl FusedCausalSoftmax for Flex {
     fn causal_softmax(scores: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
-        with_f32(scores, |scores| {
-            let dims = scores.layout().shape().to_vec();
+        flex_buffer::as_f32(scores, |scores| {
+            let dims = flex_buffer::dims(&scores);
             let (queries, keys) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-            let mut values = contiguous_f32(scores);
-            par_rows(&mut values, queries * keys, |matrix| {
-                for (i, row) in matrix.chunks_exact_mut(keys).enumerate() {
-                    let visible = (i + 1 + keys).saturating_sub(queries).min(keys);
-                    softmax_row(row, visible, scale);
-                }
-            });
-            FlexTensor::from_data(TensorData::new(values, dims))
+            // The scores are a fresh matrix product: normally overwritten in place.
+            let mut values = flex_buffer::into_vec(scores);
+            let matrices_per_task = (ELEMENTS_PER_TASK / (queries * keys)).max(1);
+            values
+                .par_chunks_mut(matrices_per_task * queries * keys)
+                .for_each(|task| softmax_matrices(task, queries, keys, scale));
+            flex_buffer::from_vec(values, dims)
         })
     }
 
@@ -64,21 +63,18 @@ impl FusedCausalSoftmax for Flex {
         grad: FloatTensor<Self>,
         scale: f32,
     ) -> FloatTensor<Self> {
-        with_f32(grad, |grad| {
-            let probs = probs.to_contiguous();
-            let probs = probs.storage::<f32>();
-            let dims = grad.layout().shape().to_vec();
+        flex_buffer::as_f32(grad, |grad| {
+            let probs = flex_buffer::as_f32(probs, |probs| probs);
+            let dims = flex_buffer::dims(&grad);
             let keys = dims[dims.len() - 1];
-            let mut grad = contiguous_f32(grad);
-            let rows_per_task = (ROWS_PER_TASK_ELEMENTS / keys).max(1);
-            grad.par_chunks_mut(rows_per_task * keys)
-                .zip(probs.par_chunks(rows_per_task * keys))
-                .for_each(|(grad, probs)| {
-                    for (g, p) in grad.chunks_exact_mut(keys).zip(probs.chunks_exact(keys)) {
-                        softmax_backward_row(g, p, scale);
-                    }
-                });
-            FlexTensor::from_data(TensorData::new(grad, dims))
+            let mut grad = flex_buffer::into_vec(grad);
+            let task_len = (ELEMENTS_PER_TASK / keys).max(1) * keys;
+            flex_buffer::read(&probs, |probs| {
+                grad.par_chunks_mut(task_len)
+                    .zip(probs.par_chunks(task_len))
+                    .for_each(|(grad, probs)| softmax_backward_rows(grad, probs, keys, scale));
+            });
+            flex_buffer::from_vec(grad, dims)
         })
     }
 }
@@ -135,48 +131,71 @@ impl<B: Backend + FusedCausalSoftmax, C: CheckpointStrategy> FusedCausalSoftmax 
     }
 }
 
-/// Rows are handed to rayon in groups of about this many elements: small enough that a
+/// Work is handed to rayon in pieces of about this many elements: small enough that a
 /// one-shard DPO pass uses both cores, large enough that scheduling costs nothing.
-const ROWS_PER_TASK_ELEMENTS: usize = 1 << 15;
+const ELEMENTS_PER_TASK: usize = 1 << 15;
 
-/// Runs `each_matrix` on every `[queries, keys]` matrix of `values`, in parallel.
-fn par_rows(values: &mut [f32], matrix_len: usize, each_matrix: impl Fn(&mut [f32]) + Sync) {
-    let matrices_per_task = (ROWS_PER_TASK_ELEMENTS / matrix_len).max(1);
-    values
-        .par_chunks_mut(matrices_per_task * matrix_len)
-        .for_each(|task| task.chunks_exact_mut(matrix_len).for_each(&each_matrix));
-}
-
-/// In place: the first `visible` entries become softmax(scale · row), the rest 0.
-fn softmax_row(row: &mut [f32], visible: usize, scale: f32) {
-    let (live, masked) = row.split_at_mut(visible);
-    masked.fill(0.0);
-    if live.is_empty() {
-        return;
-    }
-    let max = live.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    // Separate loops so that each one vectorises (a running sum would serialise the exp).
-    for x in live.iter_mut() {
-        *x = exp_f32((*x - max) * scale);
-    }
-    let inverse_sum = 1.0 / sum(live);
-    for x in live.iter_mut() {
-        *x *= inverse_sum;
-    }
-}
-
-/// In place: grad ← scale · p ⊙ (grad − ⟨grad, p⟩). Masked positions have p = 0.
-fn softmax_backward_row(grad: &mut [f32], probs: &[f32], scale: f32) {
-    let dot = dot(grad, probs);
-    for (g, &p) in grad.iter_mut().zip(probs) {
-        *g = scale * p * (*g - dot);
+simd_kernel! {
+    /// In place, for whole `[queries, keys]` matrices: row i becomes softmax(scale · row) over
+    /// its first i + 1 + keys − queries entries and 0 after them.
+    fn softmax_matrices(values: &mut [f32], queries: usize, keys: usize, scale: f32) {
+        for matrix in values.chunks_exact_mut(queries * keys) {
+            for (i, row) in matrix.chunks_exact_mut(keys).enumerate() {
+                let visible = (i + 1 + keys).saturating_sub(queries).min(keys);
+                let (live, masked) = row.split_at_mut(visible);
+                masked.fill(0.0);
+                if live.is_empty() {
+                    continue;
+                }
+                let max = max(live);
+                // Separate loops, so that each one vectorises.
+                for x in live.iter_mut() {
+                    *x = exp_f32((*x - max) * scale);
+                }
+                let inverse_sum = 1.0 / sum(live);
+                for x in live.iter_mut() {
+                    *x *= inverse_sum;
+                }
+            }
+        }
     }
 }
 
-/// Sums with 16 independent lanes, so the compiler can keep them in one vector register.
+simd_kernel! {
+    /// In place, row by row: grad ← scale · p ⊙ (grad − ⟨grad, p⟩). Masked positions have p = 0.
+    fn softmax_backward_rows(grad: &mut [f32], probs: &[f32], keys: usize, scale: f32) {
+        for (grad, probs) in grad.chunks_exact_mut(keys).zip(probs.chunks_exact(keys)) {
+            let dot = dot(grad, probs);
+            for (g, &p) in grad.iter_mut().zip(probs) {
+                *g = scale * p * (*g - dot);
+            }
+        }
+    }
+}
+
+/// 16 independent lanes, so that the compiler can keep them in one vector register.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn max(values: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane = if x > *lane { x } else { *lane };
+        }
+    }
+    lanes.iter().fold(tail, |m, &x| m.max(x))
+}
+
+#[inline(always)]
 fn sum(values: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let chunks = values.chunks_exact(16);
+    let mut lanes = [0.0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
     let tail: f32 = chunks.remainder().iter().sum();
     for chunk in chunks {
         for (lane, &x) in lanes.iter_mut().zip(chunk) {
@@ -186,9 +205,10 @@ fn sum(values: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
+    let mut lanes = [0.0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = a_chunks
         .remainder()
         .iter()
@@ -203,40 +223,13 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// The tensor's values in row-major order, reusing its buffer when nothing else holds it.
-fn contiguous_f32(tensor: FlexTensor) -> Vec<f32> {
-    let n = tensor.layout().num_elements();
-    let tensor = if tensor.is_contiguous() && tensor.layout().start_offset() == 0 {
-        tensor
-    } else {
-        tensor.to_contiguous()
-    };
-    let mut values = tensor
-        .into_data()
-        .try_into_vec::<f32>()
-        .expect("an f32 tensor");
-    values.truncate(n);
-    values
-}
-
-/// Runs an f32 kernel on any float dtype, converting half precision there and back.
-fn with_f32(tensor: FlexTensor, kernel: impl FnOnce(FlexTensor) -> FlexTensor) -> FlexTensor {
-    match tensor.dtype() {
-        DType::F32 => kernel(tensor),
-        dtype => {
-            let out = kernel(Flex::float_cast(tensor, FloatDType::F32));
-            Flex::float_cast(out, FloatDType::from(dtype))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::tensor::activation::softmax;
     use burn::tensor::module::attention;
     use burn::tensor::ops::AttentionModuleOptions;
-    use burn::tensor::{Bool, Device, Int};
+    use burn::tensor::{Bool, Device, Int, TensorData};
 
     fn scores(device: &Device, queries: usize, keys: usize) -> Tensor<4> {
         let n = 2 * 3 * queries * keys;

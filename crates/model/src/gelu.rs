@@ -17,9 +17,11 @@ use burn::backend::flex::ops::unary::unary_op;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
+use burn::tensor::DType;
 use burn::tensor::{activation, Device, Tensor};
 
 use crate::fastmath::{erf_f32, exp_f32};
+use crate::{flex_buffer, simd_kernel};
 
 /// GELU(x) = x · Φ(x), exact (erf) form, on any device: fused on flex, Burn's own elsewhere.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
@@ -40,23 +42,53 @@ pub trait FusedGelu: Backend {
 
 impl FusedGelu for Flex {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        unary_op(x, gelu_f32, |x: f64| {
-            0.5 * x * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))
-        })
+        if x.dtype() != DType::F32 {
+            return unary_op(x, gelu_f32, |x: f64| {
+                0.5 * x * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))
+            });
+        }
+        // Autodiff keeps x for the backward pass, so the output gets a buffer of its own.
+        let mut out = vec![0.0; x.layout().num_elements()];
+        flex_buffer::read(&x, |x| gelu_slice(x, &mut out));
+        flex_buffer::from_vec(out, flex_buffer::dims(&x))
     }
 
     fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        binary_op(
-            x,
-            grad,
-            |x: f32, g| g * gelu_derivative_f32(x),
-            |x: f64, g| {
-                let cdf = 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2));
-                let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-                g * (cdf + x * pdf)
-            },
-            None,
-        )
+        if x.dtype() != DType::F32 || x.layout().shape() != grad.layout().shape() {
+            return binary_op(
+                x,
+                grad,
+                |x: f32, g| g * gelu_derivative_f32(x),
+                |x: f64, g| {
+                    let cdf = 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2));
+                    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                    g * (cdf + x * pdf)
+                },
+                None,
+            );
+        }
+        let dims = flex_buffer::dims(&grad);
+        let mut grad = flex_buffer::into_vec(grad);
+        flex_buffer::read(&x, |x| gelu_backward_slice(x, &mut grad));
+        flex_buffer::from_vec(grad, dims)
+    }
+}
+
+simd_kernel! {
+    /// out = GELU(x), element by element.
+    fn gelu_slice(x: &[f32], out: &mut [f32]) {
+        for (out, &x) in out.iter_mut().zip(x) {
+            *out = gelu_f32(x);
+        }
+    }
+}
+
+simd_kernel! {
+    /// grad ← grad · GELU'(x), element by element.
+    fn gelu_backward_slice(x: &[f32], grad: &mut [f32]) {
+        for (grad, &x) in grad.iter_mut().zip(x) {
+            *grad *= gelu_derivative_f32(x);
+        }
     }
 }
 
@@ -112,11 +144,13 @@ impl<B: Backend + FusedGelu, C: CheckpointStrategy> FusedGelu for Autodiff<B, C>
     }
 }
 
+#[inline(always)]
 fn gelu_f32(x: f32) -> f32 {
     0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// d/dx [x · Φ(x)] = Φ(x) + x · φ(x).
+#[inline(always)]
 fn gelu_derivative_f32(x: f32) -> f32 {
     const INV_SQRT_2PI: f32 = 0.398_942_3;
     let cdf = 0.5 * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));

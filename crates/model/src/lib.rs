@@ -12,11 +12,13 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod fastmath;
+pub mod flex_buffer;
 pub mod gelu;
 pub mod generate;
 pub mod gpt;
 pub mod init;
 pub mod linear;
+pub mod matmul;
 pub mod mlp;
 
 pub use burn;

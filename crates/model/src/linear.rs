@@ -7,10 +7,10 @@
 
 use burn::tensor::Tensor;
 
+use crate::matmul::matmul;
+
 pub fn linear(x: Tensor<3>, weight: Tensor<2>) -> Tensor<3> {
     let [b, t, d_in] = x.dims();
     let [_, d_out] = weight.dims();
-    x.reshape([b * t, d_in])
-        .matmul(weight)
-        .reshape([b, t, d_out])
+    matmul(x.reshape([b * t, d_in]), weight).reshape([b, t, d_out])
 }

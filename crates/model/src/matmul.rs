@@ -1,0 +1,312 @@
+//! Matrix products on the CPU backend without two extra passes over every output.
+//!
+//! Flex allocates each matrix product's output as zeroed bytes and then copies them into an
+//! aligned buffer (`FlexTensor::empty` → `Bytes::from_bytes_vec`) before gemm overwrites them:
+//! a memset and a memcpy per product, 5-8% of a training step (docs/perf.md). Here gemm writes
+//! straight into a fresh `Vec<f32>`. A Burn backend extension runs it on flex, with the
+//! backward pass (two more products, on transposed views) written for autodiff. The products
+//! use the same gemm kernels and the same threading rules as flex's own.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{binary, Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
+use burn::tensor::{DType, Device, Tensor};
+use rayon::prelude::*;
+
+use crate::flex_buffer;
+
+/// `lhs @ rhs` over the last two axes; leading axes must agree (no broadcasting on flex).
+pub fn matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
+    if lhs.device() == Device::flex() {
+        Tensor::from_dispatch(<Dispatch as DirectMatmul>::direct_matmul(
+            lhs.into_dispatch(),
+            rhs.into_dispatch(),
+        ))
+    } else {
+        lhs.matmul(rhs)
+    }
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait DirectMatmul: Backend {
+    fn direct_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl DirectMatmul for Flex {
+    fn direct_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        match Product::of(&lhs, &rhs) {
+            Some(product) => product.run(&lhs, &rhs),
+            // Other dtypes, broadcasting, empty operands: flex's own product.
+            None => Flex::float_matmul(lhs, rhs),
+        }
+    }
+}
+
+impl<B: Backend + DirectMatmul, C: CheckpointStrategy> DirectMatmul for Autodiff<B, C> {
+    fn direct_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct MatmulBackward;
+
+        impl<B: Backend + DirectMatmul> Backward<B, 2> for MatmulBackward {
+            /// Each gradient needs the other operand.
+            type State = (Option<FloatTensor<B>>, Option<FloatTensor<B>>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let (lhs, rhs) = ops.state;
+                binary::<B, _, _>(
+                    ops.parents,
+                    ops.node,
+                    grads,
+                    |grad| B::direct_matmul(grad, transposed::<B>(rhs.expect("rhs kept"))),
+                    |grad| B::direct_matmul(transposed::<B>(lhs.expect("lhs kept")), grad),
+                );
+            }
+        }
+
+        let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
+        match MatmulBackward
+            .prepare::<C>([lhs.node(), rhs.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = (
+                    rhs_tracked.then(|| lhs.primitive().clone()),
+                    lhs_tracked.then(|| rhs.primitive().clone()),
+                );
+                prep.finish(
+                    state,
+                    B::direct_matmul(lhs.into_primitive(), rhs.into_primitive()),
+                )
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::direct_matmul(lhs.into_primitive(), rhs.into_primitive()))
+            }
+        }
+    }
+}
+
+/// Swaps the last two axes: a view on flex, no copy.
+fn transposed<B: Backend>(tensor: FloatTensor<B>) -> FloatTensor<B> {
+    let rank = tensor.shape().num_dims();
+    B::float_swap_dims(tensor, rank - 2, rank - 1)
+}
+
+/// Matrix products below this many multiply-adds run on one thread (flex's threshold).
+const PARALLEL_MACS: usize = 192 * 192 * 192;
+/// A batch of small products this large runs its products in parallel (flex's threshold).
+const BATCH_PARALLEL_MACS: usize = 128 * 128 * 128;
+
+/// The shape of a batch of `[m, k] @ [k, n]` products.
+struct Product {
+    batch_dims: Vec<usize>,
+    m: usize,
+    k: usize,
+    n: usize,
+}
+
+impl Product {
+    fn of(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<Self> {
+        let (l, r) = (flex_buffer::dims(lhs), flex_buffer::dims(rhs));
+        let rank = l.len();
+        let usable = lhs.dtype() == DType::F32
+            && rhs.dtype() == DType::F32
+            && rank >= 2
+            && r.len() == rank
+            && l[..rank - 2] == r[..rank - 2]
+            && l[rank - 1] == r[rank - 2]
+            && l.iter().chain(&r).all(|&d| d > 0);
+        usable.then(|| Product {
+            batch_dims: l[..rank - 2].to_vec(),
+            m: l[rank - 2],
+            k: l[rank - 1],
+            n: r[rank - 1],
+        })
+    }
+
+    fn run(&self, lhs: &FlexTensor, rhs: &FlexTensor) -> FlexTensor {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let batch: usize = self.batch_dims.iter().product();
+        let matrix_len = m * n;
+        let mut out: Vec<f32> = Vec::with_capacity(batch * matrix_len);
+        let lhs_matrices = Operand::new(lhs, &self.batch_dims);
+        let rhs_matrices = Operand::new(rhs, &self.batch_dims);
+
+        let one = |b: usize, dst: *mut f32, parallelism: gemm::Parallelism| {
+            // SAFETY: `dst` has room for one m × n matrix, written whole (read_dst = false);
+            // the operand pointers and strides come from the tensors' own layouts.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst,
+                    1,
+                    n as isize,
+                    false,
+                    lhs_matrices.matrix(b),
+                    lhs_matrices.col_stride,
+                    lhs_matrices.row_stride,
+                    rhs_matrices.matrix(b),
+                    rhs_matrices.col_stride,
+                    rhs_matrices.row_stride,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                )
+            }
+        };
+
+        let macs = m * n * k;
+        let spare = &mut out.spare_capacity_mut()[..batch * matrix_len];
+        if batch >= 4 && macs * batch >= BATCH_PARALLEL_MACS && macs < PARALLEL_MACS {
+            spare
+                .par_chunks_mut(matrix_len)
+                .enumerate()
+                .for_each(|(b, dst)| one(b, dst.as_mut_ptr().cast(), gemm::Parallelism::None));
+        } else {
+            let parallelism = if macs >= PARALLEL_MACS {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                gemm::Parallelism::None
+            };
+            for (b, dst) in spare.chunks_mut(matrix_len).enumerate() {
+                one(b, dst.as_mut_ptr().cast(), parallelism);
+            }
+        }
+        // SAFETY: every matrix of the batch was written above.
+        unsafe { out.set_len(batch * matrix_len) };
+
+        let mut dims = self.batch_dims.clone();
+        dims.extend([m, n]);
+        flex_buffer::from_vec(out, dims)
+    }
+}
+
+/// Where each matrix of a (possibly strided) batch starts, and its row and column strides.
+struct Operand<'a> {
+    data: &'a [f32],
+    start: isize,
+    batch_dims: &'a [usize],
+    batch_strides: &'a [isize],
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> Operand<'a> {
+    fn new(tensor: &'a FlexTensor, batch_dims: &'a [usize]) -> Self {
+        let layout = tensor.layout();
+        let strides = layout.strides();
+        let rank = strides.len();
+        Operand {
+            data: tensor.storage::<f32>(),
+            start: layout.start_offset() as isize,
+            batch_dims,
+            batch_strides: &strides[..rank - 2],
+            row_stride: strides[rank - 2],
+            col_stride: strides[rank - 1],
+        }
+    }
+
+    /// A pointer to the first element of matrix `b` (row-major index over the batch axes).
+    fn matrix(&self, b: usize) -> *const f32 {
+        let mut rest = b;
+        let mut offset = self.start;
+        for (&dim, &stride) in self.batch_dims.iter().zip(self.batch_strides).rev() {
+            offset += (rest % dim) as isize * stride;
+            rest /= dim;
+        }
+        // SAFETY: the layout keeps every element of the tensor inside its storage.
+        unsafe { self.data.as_ptr().offset(offset) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn values<const D: usize>(dims: [usize; D], seed: usize, device: &Device) -> Tensor<D> {
+        let n: usize = dims.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| (((i + seed) * 37 % 101) as f32 - 50.0) * 0.02)
+            .collect();
+        Tensor::from_data(TensorData::new(values, dims), device)
+    }
+
+    fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+        (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn matches_burns_product_for_plain_batched_and_transposed_operands() {
+        let device = Device::flex();
+        let (a, b) = (values([70, 33], 0, &device), values([33, 50], 1, &device));
+        assert!(max_diff(matmul(a.clone(), b.clone()), a.matmul(b)) < 1e-5);
+
+        let (q, k) = (
+            values([2, 3, 9, 8], 2, &device),
+            values([2, 3, 9, 8], 3, &device),
+        );
+        let k_t = k.swap_dims(2, 3); // a strided view
+        assert!(max_diff(matmul(q.clone(), k_t.clone()), q.matmul(k_t)) < 1e-5);
+
+        // Batch axes that are themselves permuted (as after swap_dims(1, 2) on heads).
+        let x = values([2, 9, 3, 8], 4, &device).swap_dims(1, 2);
+        let y = values([2, 3, 8, 5], 5, &device);
+        assert!(max_diff(matmul(x.clone(), y.clone()), x.matmul(y)) < 1e-5);
+
+        // A batch of 64 small products takes the parallel-over-batch path.
+        let (p, v) = (
+            values([64, 40, 40], 6, &device),
+            values([64, 40, 24], 7, &device),
+        );
+        assert!(max_diff(matmul(p.clone(), v.clone()), p.matmul(v)) < 1e-5);
+    }
+
+    #[test]
+    fn falls_back_to_burn_where_it_cannot_help() {
+        let device = Device::flex();
+        // Broadcast batch axes.
+        let (a, b) = (values([3, 4, 5], 0, &device), values([1, 5, 6], 1, &device));
+        assert!(max_diff(matmul(a.clone(), b.clone()), a.matmul(b)) < 1e-6);
+    }
+
+    #[test]
+    fn gradients_match_burns() {
+        let device = Device::flex().autodiff();
+        let a = values([2, 3, 7, 5], 0, &device).require_grad();
+        let b = values([2, 3, 5, 6], 1, &device).require_grad();
+        let weights = values([2, 3, 7, 6], 2, &device).cos();
+        let ours = (matmul(a.clone(), b.clone()) * weights.clone())
+            .sum()
+            .backward();
+        let theirs = (a.clone().matmul(b.clone()) * weights).sum().backward();
+        assert!(max_diff(a.grad(&ours).unwrap(), a.grad(&theirs).unwrap()) < 1e-5);
+        assert!(max_diff(b.grad(&ours).unwrap(), b.grad(&theirs).unwrap()) < 1e-5);
+    }
+
+    #[test]
+    fn a_constant_operand_gets_no_gradient_and_the_other_one_does() {
+        let device = Device::flex().autodiff();
+        let x = values([6, 4], 0, &device); // data, not a parameter
+        let w = values([4, 3], 1, &device).require_grad();
+        let grads = matmul(x.clone(), w.clone()).sum().backward();
+        assert!(x.grad(&grads).is_none());
+        let expected = x.swap_dims(0, 1).matmul(Tensor::ones([6, 3], &device));
+        assert!(max_diff(w.grad(&grads).unwrap(), expected) < 1e-5);
+    }
+}
