@@ -1,7 +1,8 @@
 //! `cargo xtask bench --dpo`: the cost of one DPO step three ways, on the lesson model:
 //! the lesson's four passes (policy and reference × chosen and rejected), one concatenated
 //! policy pass plus a reference pass, and one concatenated policy pass with the reference's
-//! log-probs precomputed. A benchmark, not a test.
+//! log-probs precomputed; the last also with its batch split into one shard per core, as
+//! training runs it. A benchmark, not a test.
 
 use std::time::Instant;
 
@@ -12,10 +13,12 @@ use data::batch::TokenizedExample;
 use dpo::logps::{four_pass_logps, pair_logps, TokenizedPair};
 use dpo::loss::{pair_loss, PairInputs};
 use dpo::reference::ReferenceLogps;
+use dpo::step::pair_loss_backward;
 use dpo::{LossConfig, LossType};
 use model::{Gpt, GptConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use trainer::parallel::shard_count;
 use trainer::{LrSchedule, OptimConfig, OptimizerStep};
 
 /// Lesson-shaped pairs: a 12-token prompt, 40-token chosen and rejected responses.
@@ -47,6 +50,7 @@ enum Mode {
     FourPass,
     ConcatenatedWithReference,
     CachedReference,
+    CachedReferenceSharded,
 }
 
 pub fn run(
@@ -83,6 +87,10 @@ pub fn run(
             "concatenated + reference pass",
         ),
         (Mode::CachedReference, "concatenated + cached reference"),
+        (
+            Mode::CachedReferenceSharded,
+            "same, one shard per core (training)",
+        ),
     ] {
         ad.seed(0);
         let mut policy = Gpt::new(config, &ad);
@@ -92,8 +100,8 @@ pub fn run(
             warmup + steps,
         );
         let precompute_start = Instant::now();
-        let cache = (mode == Mode::CachedReference)
-            .then(|| ReferenceLogps::compute(&reference, &all, 0, device));
+        let cached = matches!(mode, Mode::CachedReference | Mode::CachedReferenceSharded);
+        let cache = cached.then(|| ReferenceLogps::compute(&reference, &all, 0, device));
         let precompute = precompute_start.elapsed().as_secs_f64();
         let mut elapsed = 0.0;
         for step in 0..warmup + steps {
@@ -103,6 +111,19 @@ pub fn run(
                 .collect();
             let picked: Vec<&TokenizedPair> = indices.iter().map(|&i| &data[i]).collect();
             let start = Instant::now();
+            if mode == Mode::CachedReferenceSharded {
+                let reference = cache.as_ref().expect("cache").select(&indices, &ad);
+                let shards = shard_count(&ad);
+                let out =
+                    pair_loss_backward(&policy, &picked, Some(reference), &loss, 0, &ad, shards);
+                policy = optimizer
+                    .apply_grads(policy, out.grads, out.out.loss, step)?
+                    .0;
+                if step >= warmup {
+                    elapsed += start.elapsed().as_secs_f64();
+                }
+                continue;
+            }
             let (chosen, rejected, reference_logps) = match mode {
                 Mode::FourPass => {
                     let (c, r, rc, rr) =
@@ -114,7 +135,7 @@ pub fn run(
                     let fresh = ReferenceLogps::compute(&reference, &picked, 0, device);
                     (c, r, fresh.select(&(0..batch).collect::<Vec<_>>(), &ad))
                 }
-                Mode::CachedReference => {
+                Mode::CachedReference | Mode::CachedReferenceSharded => {
                     let (c, r) = pair_logps(&policy, &picked, 0, &ad);
                     (c, r, cache.as_ref().expect("cache").select(&indices, &ad))
                 }
@@ -134,7 +155,7 @@ pub fn run(
         }
         let ms = 1e3 * elapsed / steps as f64;
         let base = *baseline.get_or_insert(ms);
-        let note = if mode == Mode::CachedReference {
+        let note = if cached {
             format!(
                 "  (+{:.0} ms once to precompute {} pairs)",
                 1e3 * precompute,

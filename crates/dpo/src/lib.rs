@@ -9,6 +9,7 @@ pub mod loss;
 pub mod on_policy;
 pub mod reference;
 pub mod simulator;
+pub mod step;
 pub mod train;
 
 use std::time::Instant;

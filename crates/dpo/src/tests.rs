@@ -11,6 +11,7 @@ use crate::config::{DpoConfig, LossConfig, LossType, PairSource};
 use crate::logps::{four_pass_logps, pair_logps, TokenizedPair};
 use crate::loss::{pair_loss, PairInputs};
 use crate::reference::ReferenceLogps;
+use crate::step::pair_loss_backward;
 use crate::train::{DpoRun, Reference};
 
 const PAD: u32 = 0;
@@ -259,5 +260,92 @@ fn every_loss_type_trains_a_few_steps() {
         let rows = trainer::metrics::read_rows(&metrics).unwrap();
         let loss = rows[2]["loss"].as_f64().unwrap();
         assert!(loss.is_finite(), "{loss_type:?}");
+    }
+}
+
+/// The largest |difference| between two gradients of `model`'s parameters, and the largest
+/// |entry| of the first (so a test can tell that there was a gradient to compare).
+struct GradientDifference<'a> {
+    a: &'a burn::optim::GradientsParams,
+    b: &'a burn::optim::GradientsParams,
+    max_difference: f32,
+    max_entry: f32,
+}
+
+impl burn::module::ModuleVisitor for GradientDifference<'_> {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        let a = self.a.get::<D>(param.id).expect("gradient in a");
+        let b = self.b.get::<D>(param.id).expect("gradient in b");
+        let entry = a.clone().abs().max().into_scalar::<f32>();
+        let difference = (a - b).abs().max().into_scalar::<f32>();
+        self.max_entry = self.max_entry.max(entry);
+        self.max_difference = self.max_difference.max(difference);
+    }
+}
+
+#[test]
+fn sharded_step_equals_the_whole_batch_step_for_every_paired_loss() {
+    use burn::module::Module;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (policy, reference) = policy_and_reference(dir.path());
+    let pairs = pairs();
+    let batch: Vec<&TokenizedPair> = pairs.iter().collect();
+    let device = Device::flex().autodiff();
+    let cache = ReferenceLogps::compute(&reference, &batch, PAD, &Device::flex());
+    let with_rpo = LossConfig {
+        rpo_alpha: 0.5,
+        ..sigmoid_loss()
+    };
+    let losses = [
+        LossType::Sigmoid,
+        LossType::Ipo,
+        LossType::Hinge,
+        LossType::Robust,
+        LossType::Simpo,
+        LossType::Orpo,
+    ]
+    .map(|loss_type| LossConfig {
+        loss_type,
+        ..sigmoid_loss()
+    });
+    for loss in losses.iter().chain([&with_rpo]) {
+        let step = |shards| {
+            let reference = Some(cache.select(&[0, 1, 2], &device));
+            pair_loss_backward(&policy, &batch, reference, loss, PAD, &device, shards)
+        };
+        // Three pairs on two shards: uneven, 2 + 1.
+        let (whole, sharded) = (step(1), step(2));
+        let name = loss.loss_type.name();
+        let scalar = |t: burn::tensor::Tensor<1>| t.into_scalar::<f32>();
+        let (whole_loss, sharded_loss) = (scalar(whole.out.loss), scalar(sharded.out.loss));
+        // Relative: IPO's loss starts at (1/2β)² = 25.
+        assert!(
+            (whole_loss - sharded_loss).abs() <= 1e-6 * whole_loss.abs().max(1.0),
+            "{name}: loss {whole_loss} vs {sharded_loss}"
+        );
+        assert_close(
+            &values(whole.out.chosen_rewards),
+            &values(sharded.out.chosen_rewards),
+            1e-6,
+        );
+        assert_close(&values(whole.logps.1), &values(sharded.logps.1), 1e-5);
+        let mut diff = GradientDifference {
+            a: &whole.grads,
+            b: &sharded.grads,
+            max_difference: 0.0,
+            max_entry: 0.0,
+        };
+        policy.visit(&mut diff);
+        assert!(diff.max_entry > 1e-4, "{name}: no gradient to compare");
+        assert!(
+            diff.max_difference <= 1e-6 * diff.max_entry.max(1.0),
+            "{name}: gradients differ by {} (largest entry {})",
+            diff.max_difference,
+            diff.max_entry
+        );
     }
 }

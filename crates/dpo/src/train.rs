@@ -1,6 +1,7 @@
-//! The preference-training loop: sample pairs, policy log-probs in one concatenated pass,
-//! reference log-probs from the cache (or a pass of the frozen reference), loss, step; every
-//! `log_every` steps the window's averages under TRL's metric names.
+//! The preference-training loop: sample pairs, policy log-probs in one concatenated pass
+//! (sharded across cores, see `step`), reference log-probs from the cache (or a pass of the
+//! frozen reference), loss, step; every `log_every` steps the window's averages under TRL's
+//! metric names.
 
 use std::path::Path;
 use std::time::Instant;
@@ -13,13 +14,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sft::supervised::Evaluator;
+use trainer::parallel::shard_count;
 use trainer::resume::Resume;
 use trainer::{OptimizerStep, Progress};
 
 use crate::config::{DpoConfig, LossConfig, LossType};
 use crate::logps::{host_tensor, pair_logps, to_host, TokenizedPair};
-use crate::loss::{kto_loss, pair_loss, PairInputs, PairLoss};
+use crate::loss::{kto_loss, PairLoss};
 use crate::reference::ReferenceLogps;
+use crate::step::{pair_loss_backward, PairStep};
 
 /// What one run trains on and with.
 pub struct DpoRun<'a> {
@@ -93,7 +96,6 @@ impl DpoRun<'_> {
                 .map(|_| rng.random_range(0..self.pairs.len()))
                 .collect();
             let batch: Vec<&TokenizedPair> = indices.iter().map(|&i| &self.pairs[i]).collect();
-            let (chosen, rejected) = pair_logps(&policy, &batch, self.pad_id, device);
             let reference_logps = match (&cache, &reference) {
                 (Some(cache), _) => Some(cache.select(&indices, device)),
                 (None, Some(r)) => {
@@ -102,43 +104,42 @@ impl DpoRun<'_> {
                 }
                 (None, None) => None,
             };
-            let logps = (chosen.sum.clone().detach(), rejected.sum.clone().detach());
             let batch_labels: Option<Vec<f32>> = self
                 .labels
                 .map(|labels| indices.iter().map(|&i| labels[i]).collect());
-            let out = match (self.loss.loss_type, &batch_labels) {
+            let (updated, report) = match (self.loss.loss_type, &batch_labels) {
                 (LossType::Kto, Some(desirable)) => {
+                    let (chosen, rejected) = pair_logps(&policy, &batch, self.pad_id, device);
+                    let logps = (chosen.sum.clone().detach(), rejected.sum.clone().detach());
                     let (ref_matched, ref_probe) = reference_logps.expect("kto uses a reference");
                     // z₀: the policy's KL from the reference on mismatched probes, detached, ≥ 0.
                     let kl = mean(rejected.sum.detach() - ref_probe).max(0.0);
                     window.kl += kl;
-                    kto_loss(
+                    let out = kto_loss(
                         self.loss.beta,
                         chosen.sum,
                         ref_matched,
                         host_tensor(desirable.clone(), device),
                         kl,
-                    )
+                    );
+                    window.add(&out, logps, batch_labels.as_deref());
+                    optimizer.apply(policy, out.loss, step)?
                 }
                 (LossType::Kto, None) => anyhow::bail!("kto needs labelled examples"),
                 _ => {
-                    let chosen_nll = -chosen.mean().mean();
-                    let mut out = pair_loss(
+                    let PairStep { grads, out, logps } = pair_loss_backward(
+                        &policy,
+                        &batch,
+                        reference_logps,
                         self.loss,
-                        PairInputs {
-                            chosen,
-                            rejected,
-                            reference: reference_logps,
-                        },
+                        self.pad_id,
+                        device,
+                        shard_count(device),
                     );
-                    if self.loss.rpo_alpha > 0.0 {
-                        out.loss = out.loss + chosen_nll * self.loss.rpo_alpha;
-                    }
-                    out
+                    window.add(&out, logps, batch_labels.as_deref());
+                    optimizer.apply_grads(policy, grads, out.loss, step)?
                 }
             };
-            window.add(&out, logps, batch_labels.as_deref());
-            let (updated, report) = optimizer.apply(policy, out.loss, step)?;
             policy = updated;
 
             let done = step + 1;

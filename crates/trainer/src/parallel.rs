@@ -106,30 +106,53 @@ where
     S: Send,
     F: Fn(&M, S) -> Tensor<1> + Sync,
 {
+    let (grads, loss, _) = sharded_backward_with(model, device, shards, |model, shard| {
+        (loss_of(model, shard), ())
+    });
+    (grads, loss)
+}
+
+/// [`sharded_backward`] for a loss that also reports something per shard (DPO's rewards, say):
+/// `loss_of` returns the shard's loss share and that report, and the reports come back in
+/// shard order.
+pub fn sharded_backward_with<M, S, R, F>(
+    model: &M,
+    device: &Device,
+    shards: Vec<S>,
+    loss_of: F,
+) -> (GradientsParams, Tensor<1>, Vec<R>)
+where
+    M: Module + Send,
+    S: Send,
+    R: Send,
+    F: Fn(&M, S) -> (Tensor<1>, R) + Sync,
+{
     if shards.len() == 1 {
         // One shard (a GPU, or one thread): the model's own graph, no replica.
         let shard = shards.into_iter().next().expect("one shard");
-        let loss = loss_of(model, shard);
+        let (loss, report) = loss_of(model, shard);
         let grads = GradientsParams::from_grads(loss.backward(), model);
-        return (grads, loss.inner());
+        return (grads, loss.inner(), vec![report]);
     }
     let replicas: Vec<M> = shards.iter().map(|_| model.clone().fork(device)).collect();
-    let results: Vec<(GradientsParams, Tensor<1>)> = replicas
+    let results: Vec<(GradientsParams, Tensor<1>, R)> = replicas
         .into_par_iter()
         .zip(shards)
         .map(|(replica, shard)| {
-            let loss = loss_of(&replica, shard);
+            let (loss, report) = loss_of(&replica, shard);
             let grads = GradientsParams::from_grads(loss.backward(), &replica);
-            (grads, loss.inner())
+            (grads, loss.inner(), report)
         })
         .collect();
     let mut accumulator = GradientsAccumulator::new();
     let mut losses = Vec::with_capacity(results.len());
-    for (grads, loss) in results {
+    let mut reports = Vec::with_capacity(results.len());
+    for (grads, loss, report) in results {
         accumulator.accumulate(model, grads);
         losses.push(loss);
+        reports.push(report);
     }
-    (accumulator.grads(), Tensor::cat(losses, 0).sum())
+    (accumulator.grads(), Tensor::cat(losses, 0).sum(), reports)
 }
 
 #[cfg(test)]
