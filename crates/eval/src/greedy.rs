@@ -4,16 +4,19 @@ use anyhow::Result;
 use burn::tensor::Device;
 use data::tokenizer::END;
 use data::TextTokenizer;
+use model::device::shard_count;
 use model::generate::{generate, SamplingOptions};
 use model::Gpt;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rayon::prelude::*;
 
 /// Rows decoded together; bounds memory for large evaluation sets.
 const MAX_BATCH: usize = 256;
 
 /// Greedy completion of every prompt, cut after the end symbol `#`. Prompts are grouped by
-/// token length so each group decodes as one KV-cached batch without padding.
+/// token length so each group decodes as KV-cached batches without padding; on the CPU a group
+/// is split into one batch per core, decoded in parallel.
 pub fn greedy_completions(
     model: &Gpt,
     tokenizer: &TextTokenizer,
@@ -39,21 +42,85 @@ pub fn sampled_completions(
         let ids = tokenizer.encode(prompt)?;
         by_length.entry(ids.len()).or_default().push((i, ids));
     }
-    let mut outputs = vec![String::new(); prompts.len()];
+    let options = SamplingOptions {
+        max_new_tokens: model.block_size(),
+        temperature,
+        top_k: 0,
+        stop_token: Some(end),
+    };
+    // Greedy decoding draws nothing from `rng`, so its batches can run in parallel, one shard
+    // per core; sampling keeps one sequence of draws, so one batch at a time. (Never on the
+    // autodiff device, where two threads would build one graph.)
+    let shards = if temperature == 0.0 && !device.is_autodiff() {
+        shard_count(device)
+    } else {
+        1
+    };
+    let mut batches: Vec<&[(usize, Vec<u32>)]> = Vec::new();
     for group in by_length.values() {
-        for chunk in group.chunks(MAX_BATCH) {
-            let ids: Vec<Vec<u32>> = chunk.iter().map(|(_, ids)| ids.clone()).collect();
-            let options = SamplingOptions {
-                max_new_tokens: model.block_size(),
-                temperature,
-                top_k: 0,
-                stop_token: Some(end),
-            };
-            let generated = generate(model, &ids, options, rng, device);
-            for ((index, _), tokens) in chunk.iter().zip(generated) {
-                outputs[*index] = tokenizer.decode(&tokens);
-            }
+        batches.extend(group.chunks(group.len().div_ceil(shards).clamp(1, MAX_BATCH)));
+    }
+    let decode = |batch: &[(usize, Vec<u32>)], rng: &mut StdRng| {
+        let ids: Vec<Vec<u32>> = batch.iter().map(|(_, ids)| ids.clone()).collect();
+        generate(model, &ids, options, rng, device)
+    };
+    let generated: Vec<Vec<Vec<u32>>> = if shards > 1 {
+        batches
+            .par_iter()
+            .map(|batch| decode(batch, &mut StdRng::seed_from_u64(0)))
+            .collect()
+    } else {
+        batches.iter().map(|batch| decode(batch, rng)).collect()
+    };
+    let mut outputs = vec![String::new(); prompts.len()];
+    for (batch, tokens) in batches.iter().zip(generated) {
+        for ((index, _), tokens) in batch.iter().zip(tokens) {
+            outputs[*index] = tokenizer.decode(&tokens);
         }
     }
     Ok(outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use data::tokenizer::TokenizerConfig;
+    use model::GptConfig;
+
+    use super::*;
+
+    #[test]
+    fn parallel_greedy_batches_decode_what_one_batch_does() {
+        let tokenizer =
+            TextTokenizer::train(&TokenizerConfig::default(), &["0123456789+=#"]).unwrap();
+        let device = Device::flex();
+        device.seed(5);
+        let config = GptConfig {
+            vocab_size: tokenizer.vocab_size(),
+            block_size: 12,
+            d_model: 16,
+            n_layers: 1,
+            n_heads: 2,
+        };
+        let model = Gpt::new(&config, &device);
+        // Two prompt lengths, seven prompts: uneven groups and batches.
+        let prompts: Vec<String> = ["1+2=", "3+4=", "5+6=", "7+8=", "9+1=", "12+3=", "45+6="]
+            .map(String::from)
+            .to_vec();
+        let in_pool = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                assert_eq!(shard_count(&device), threads);
+                greedy_completions(&model, &tokenizer, &prompts, &device).unwrap()
+            })
+        };
+        let (one_batch, three_batches) = (in_pool(1), in_pool(3));
+        assert_eq!(one_batch, three_batches);
+        assert!(
+            one_batch.iter().any(|out| !out.is_empty()),
+            "nothing was generated"
+        );
+    }
 }

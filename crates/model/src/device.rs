@@ -5,6 +5,17 @@ use std::str::FromStr;
 
 use burn::tensor::Device;
 
+/// The number of data-parallel shards worth making on `device`: on the CPU (flex), one per
+/// thread of rayon's pool (`RAYON_NUM_THREADS`); on a GPU, one, since a GPU wants the whole
+/// batch at once. Float rounding depends on it, not values.
+pub fn shard_count(device: &Device) -> usize {
+    if *device == Device::flex() {
+        rayon::current_num_threads().max(1)
+    } else {
+        1
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     /// Burn's pure-Rust CPU backend (rayon + SIMD): the default.

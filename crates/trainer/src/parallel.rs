@@ -13,17 +13,7 @@ use logprob::EmptyMask;
 use model::Gpt;
 use rayon::prelude::*;
 
-/// The number of shards worth making on `device`: on the CPU (flex), one per thread of rayon's
-/// pool (`RAYON_NUM_THREADS`); on a GPU, one, since a GPU wants the whole batch at once. The
-/// gradients' float rounding depends on it, not their value.
-pub fn shard_count(device: &Device) -> usize {
-    // Device equality ignores autodiff, so this holds for the autodiff flex device too.
-    if *device == Device::flex() {
-        rayon::current_num_threads().max(1)
-    } else {
-        1
-    }
-}
+pub use model::device::shard_count;
 
 /// Pretraining's loss, next-token cross-entropy over every position of `batch` (`[B, T]`),
 /// and its gradients, computed on [`shard_count`] shards of rows.
