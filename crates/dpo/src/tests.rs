@@ -64,6 +64,15 @@ fn pairs() -> Vec<TokenizedPair> {
     ]
 }
 
+/// The policy, the pairs, and the reference's log-probs of all of them (cached).
+fn policy_pairs_and_cache(dir: &std::path::Path) -> (Gpt, Vec<TokenizedPair>, ReferenceLogps) {
+    let (policy, reference) = policy_and_reference(dir);
+    let pairs = pairs();
+    let all: Vec<&TokenizedPair> = pairs.iter().collect();
+    let cache = ReferenceLogps::compute(&reference, &all, PAD, &Device::flex());
+    (policy, pairs, cache)
+}
+
 fn values(t: burn::tensor::Tensor<1>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
@@ -107,11 +116,9 @@ fn cached_reference_log_probs_equal_the_four_pass_values() {
 #[test]
 fn step_zero_loss_is_ln2_and_one_step_raises_the_margin() {
     let dir = tempfile::tempdir().unwrap();
-    let (policy, reference) = policy_and_reference(dir.path());
-    let pairs = pairs();
+    let (policy, pairs, cache) = policy_pairs_and_cache(dir.path());
     let batch: Vec<&TokenizedPair> = pairs.iter().collect();
     let device = Device::flex().autodiff();
-    let cache = ReferenceLogps::compute(&reference, &batch, PAD, &Device::flex());
     let margin_and_loss = |policy: &Gpt| {
         let (chosen, rejected) = pair_logps(policy, &batch, PAD, &device);
         let out = pair_loss(
@@ -291,27 +298,22 @@ fn sharded_step_equals_the_whole_batch_step_for_every_paired_loss() {
     use burn::module::Module;
 
     let dir = tempfile::tempdir().unwrap();
-    let (policy, reference) = policy_and_reference(dir.path());
-    let pairs = pairs();
+    let (policy, pairs, cache) = policy_pairs_and_cache(dir.path());
     let batch: Vec<&TokenizedPair> = pairs.iter().collect();
     let device = Device::flex().autodiff();
-    let cache = ReferenceLogps::compute(&reference, &batch, PAD, &Device::flex());
     let with_rpo = LossConfig {
         rpo_alpha: 0.5,
         ..sigmoid_loss()
     };
-    let losses = [
-        LossType::Sigmoid,
-        LossType::Ipo,
-        LossType::Hinge,
-        LossType::Robust,
-        LossType::Simpo,
-        LossType::Orpo,
-    ]
-    .map(|loss_type| LossConfig {
-        loss_type,
-        ..sigmoid_loss()
-    });
+    // Every paired loss; KTO is unpaired and never sharded.
+    let losses: Vec<LossConfig> = LossType::ALL
+        .into_iter()
+        .filter(|&loss_type| loss_type != LossType::Kto)
+        .map(|loss_type| LossConfig {
+            loss_type,
+            ..sigmoid_loss()
+        })
+        .collect();
     for loss in losses.iter().chain([&with_rpo]) {
         let step = |shards| {
             let reference = Some(cache.select(&[0, 1, 2], &device));
