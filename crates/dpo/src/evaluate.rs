@@ -12,12 +12,13 @@ use crate::reference::ReferenceLogps;
 
 const BATCH: usize = 128;
 
-/// `policy` and `reference` on the plain `device`. Rewards are the loss type's own (β·log-ratio
-/// for DPO-style losses, β·average log-prob for SimPO/ORPO); KTO is scored as DPO, since its
-/// pairs are the same pairs seen through labels.
+/// `policy` on the plain `device`; `reference` holds the frozen reference's log-probs of
+/// `pairs`, computed once however many policies are scored. Rewards are the loss type's own
+/// (β·log-ratio for DPO-style losses, β·average log-prob for SimPO/ORPO); KTO is scored as DPO,
+/// since its pairs are the same pairs seen through labels.
 pub fn preference_accuracy(
     policy: &Gpt,
-    reference: Option<&Gpt>,
+    reference: Option<&ReferenceLogps>,
     pairs: &[TokenizedPair],
     loss: &LossConfig,
     pad_id: u32,
@@ -33,15 +34,14 @@ pub fn preference_accuracy(
     };
     let mut correct = 0;
     let mut margin_sum = 0.0;
-    for chunk in pairs.chunks(BATCH) {
+    for (index, chunk) in pairs.chunks(BATCH).enumerate() {
         let chunk: Vec<&TokenizedPair> = chunk.iter().collect();
         let (chosen, rejected) = pair_logps(policy, &chunk, pad_id, device);
+        let start = index * BATCH;
+        let positions: Vec<usize> = (start..start + chunk.len()).collect();
         let reference_logps = reference
             .filter(|_| loss.loss_type.needs_reference())
-            .map(|r| {
-                ReferenceLogps::compute(r, &chunk, pad_id, device)
-                    .select(&(0..chunk.len()).collect::<Vec<_>>(), device)
-            });
+            .map(|r| r.select(&positions, device));
         let out = pair_loss(
             &loss,
             PairInputs {

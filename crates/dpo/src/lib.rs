@@ -30,6 +30,7 @@ use trainer::{files, Manifest, StageContext};
 pub use config::{DpoConfig, LossConfig, LossType, PairSource};
 use evaluate::preference_accuracy;
 use logps::{tokenize_labeled, tokenize_pairs, TokenizedPair};
+use reference::ReferenceLogps;
 use train::{DpoRun, Reference};
 
 pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
@@ -59,6 +60,18 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
     let held_out = held_out_pairs(ctx, config)?;
     let train_sample: Vec<TokenizedPair> =
         tokenized.iter().take(config.eval_pairs).cloned().collect();
+
+    // The reference's log-probs of the evaluation pairs, once for every loss variant.
+    let reference_logps = |set: &[TokenizedPair]| {
+        let set: Vec<&TokenizedPair> = set.iter().collect();
+        reference
+            .as_ref()
+            .map(|r| ReferenceLogps::compute(r, &set, pad, &ctx.device))
+    };
+    let evaluation_sets = [
+        ("train", &train_sample, reference_logps(&train_sample)),
+        ("held_out", &held_out, reference_logps(&held_out)),
+    ];
 
     let mut rows = Vec::new();
     let mut final_model = None;
@@ -125,10 +138,10 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
             .train(policy, reference_handle, &device, &mut per_k_accuracy)?
             .valid();
 
-        for (split, set) in [("train", &train_sample), ("held_out", &held_out)] {
+        for (split, set, reference_logps) in &evaluation_sets {
             rows.push(preference_accuracy(
                 &model,
-                reference.as_ref(),
+                reference_logps.as_ref(),
                 set,
                 &loss,
                 pad,
