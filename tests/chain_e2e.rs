@@ -179,15 +179,23 @@ fn the_chain_links_each_stage_to_its_parent() {
         json(&run_dir.join("sft/manifest.json"))["checkpoint_hash"]
     );
 
-    // `eval` scores any checkpoint and writes eval.json beside it.
-    let out = run(xtask()
-        .args(["eval", "--ks", "2", "--per-k", "3", "--words"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/words4.txt"))
-        .arg("--from")
-        .arg(run_dir.join("pretrain")));
-    assert_ok(&out);
-    let eval = json(&run_dir.join("pretrain/eval.json"));
-    assert_eq!(rows_with(&eval, "digit_sum", "cot").len(), 1);
+    // `eval` scores any checkpoint and writes eval.suite.json beside it, leaving the stage's
+    // own eval.json (what the report reads) as it was.
+    let stage_eval = std::fs::read(run_dir.join("cot-sft/eval.json")).unwrap();
+    for stage in ["pretrain", "cot-sft"] {
+        let out = run(xtask()
+            .args(["eval", "--ks", "2", "--per-k", "3", "--words"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/words4.txt"))
+            .arg("--from")
+            .arg(run_dir.join(stage)));
+        assert_ok(&out);
+        let eval = json(&run_dir.join(stage).join("eval.suite.json"));
+        assert_eq!(rows_with(&eval, "digit_sum", "cot").len(), 1);
+    }
+    assert_eq!(
+        std::fs::read(run_dir.join("cot-sft/eval.json")).unwrap(),
+        stage_eval
+    );
 }
 
 /// Every loss variant, end to end through the stage, from one pretrain parent.

@@ -265,3 +265,26 @@ fn set_overrides_a_setting_and_is_checked_like_the_file() {
         trainer::metrics::read_rows(&dir.path().join("runs/s/pretrain/metrics.jsonl")).unwrap();
     assert_eq!(rows.last().unwrap()["step"], 7);
 }
+
+#[test]
+fn eval_refuses_to_overwrite_a_stages_own_eval_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().join("cot-sft");
+    std::fs::create_dir_all(&stage).unwrap();
+    std::fs::write(stage.join("eval.json"), "[]").unwrap();
+    let out = run(xtask()
+        .args(["eval", "--from"])
+        .arg(&stage)
+        .arg("--out")
+        .arg(stage.join("eval.json")));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("eval.json belongs to the stage"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(stage.join("eval.json")).unwrap(),
+        "[]"
+    );
+}

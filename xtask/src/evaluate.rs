@@ -26,10 +26,24 @@ pub struct EvalArgs {
     seed: u64,
     #[arg(long, default_value = "flex")]
     device: DeviceChoice,
+    /// Where to write the rows [default: FROM/eval.suite.json]. Never the stage's own
+    /// eval.json, which holds what the stage measured (the report reads it).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
-/// Reverse-word accuracy and digit-sum accuracy per K in both formats, into `FROM/eval.json`.
+/// Reverse-word accuracy and digit-sum accuracy per K in both formats, into `FROM/eval.suite.json`.
 pub fn run(args: &EvalArgs) -> Result<()> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.from.join(SUITE_EVAL));
+    if out.file_name() == Some(std::ffi::OsStr::new(files::EVAL)) {
+        anyhow::bail!(
+            "--out {}: eval.json belongs to the stage that wrote it; choose another name",
+            out.display()
+        );
+    }
     let device = args.device.device().map_err(anyhow::Error::msg)?;
     let tokenizer = load_stage_tokenizer(&args.from)?;
     let (model, _) = checkpoint::load(&args.from.join(files::CHECKPOINT), &device)?;
@@ -45,5 +59,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     for row in &rows {
         println!("{}", format_row(row));
     }
-    write_eval(&args.from.join(files::EVAL), &rows)
+    write_eval(&out, &rows)?;
+    println!("rows written to {}", out.display());
+    Ok(())
 }
+
+/// The default file name of `xtask eval`'s rows, beside the stage's own eval.json.
+const SUITE_EVAL: &str = "eval.suite.json";
