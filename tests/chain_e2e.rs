@@ -196,6 +196,32 @@ fn the_chain_links_each_stage_to_its_parent() {
         std::fs::read(run_dir.join("cot-sft/eval.json")).unwrap(),
         stage_eval
     );
+
+    // `--restart-from` redoes a stage from step 0: a snapshot that a killed run left there is
+    // discarded, never resumed.
+    let snapshot = run_dir.join("rlvr/resume-rlvr");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::write(snapshot.join("state.json"), "{}").unwrap();
+    let out = run(xtask()
+        .args([
+            "pipeline",
+            "--run",
+            "c",
+            "--quiet",
+            "--restart-from",
+            "rlvr",
+        ])
+        .arg("--config")
+        .arg(tiny_config())
+        .arg("--runs-dir")
+        .arg(runs.path()));
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("rlvr: restarting, 1 resume snapshot(s) discarded"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!snapshot.exists());
 }
 
 /// Every loss variant, end to end through the stage, from one pretrain parent.

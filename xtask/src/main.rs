@@ -55,7 +55,8 @@ enum Command {
     Pipeline {
         #[command(flatten)]
         args: RunArgs,
-        /// Redo this stage and every stage after it, even if up to date.
+        /// Redo this stage and every stage after it from step 0, even if up to date (their
+        /// resume snapshots are discarded).
         #[arg(long)]
         restart_from: Option<String>,
     },
@@ -160,6 +161,14 @@ fn dispatch(cli: Cli) -> Result<()> {
                 if !forced && run.is_up_to_date(stage, *parent, &tokenizer) {
                     eprintln!("{stage}: up to date (same settings and parent), skipped");
                     continue;
+                }
+                if forced {
+                    // Redo means from step 0: a snapshot left by a killed run may come from
+                    // other code, which its settings hash cannot tell.
+                    let discarded = trainer::resume::discard_snapshots(&run.stage_dir(stage))?;
+                    if discarded > 0 {
+                        eprintln!("{stage}: restarting, {discarded} resume snapshot(s) discarded");
+                    }
                 }
                 run_stage(&run, stage, None)?;
             }

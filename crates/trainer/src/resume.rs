@@ -148,3 +148,54 @@ impl Resume {
         }
     }
 }
+
+/// Deletes every loop's snapshot in a stage folder (`resume-*`, with the `.old`/`.tmp` of an
+/// interrupted swap) and returns how many folders went. For a stage that must start over
+/// (`pipeline --restart-from`): a snapshot only records the settings, not the code that
+/// trained it, so after a code change resuming one would mix two versions in one model.
+pub fn discard_snapshots(stage_dir: &Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(stage_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", stage_dir.display())),
+    };
+    let mut discarded = 0;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", stage_dir.display()))?;
+        let is_snapshot = entry.file_name().to_string_lossy().starts_with("resume-");
+        if is_snapshot && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+            discarded += 1;
+        }
+    }
+    Ok(discarded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discarding_removes_every_snapshot_folder_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        for folder in ["resume-cot", "resume-direct.old", "resume-cot.tmp"] {
+            std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+            std::fs::write(dir.path().join(folder).join(STATE), "{}").unwrap();
+        }
+        std::fs::write(dir.path().join("metrics.jsonl"), "").unwrap();
+        std::fs::write(
+            dir.path().join("resume-notes.txt"),
+            "a file, not a snapshot",
+        )
+        .unwrap();
+        assert_eq!(discard_snapshots(dir.path()).unwrap(), 3);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["metrics.jsonl", "resume-notes.txt"]);
+        assert_eq!(discard_snapshots(&dir.path().join("missing")).unwrap(), 0);
+    }
+}
