@@ -60,11 +60,12 @@ impl CausalSelfAttention {
     fn split_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [b, t, d] = x.dims();
         let head_dim = d / self.n_heads;
-        // [B, T, 3d] → [B, T, 3, h, k] → three [B, h, T, k]
-        let qkv = linear(x, self.qkv.val()).reshape([b, t, 3, self.n_heads, head_dim]);
+        // One product per projection, each through its `[d, d]` column block of the fused
+        // weight: the outputs are contiguous, so `[B, T, h, k]` is a view, not a copy (a
+        // narrowed slice of one `[B, T, 3d]` product would have to be copied to reshape).
+        let weight = self.qkv.val();
         let take = |i: usize| {
-            qkv.clone()
-                .narrow(2, i, 1)
+            linear(x.clone(), weight.clone().narrow(1, i * d, d))
                 .reshape([b, t, self.n_heads, head_dim])
                 .swap_dims(1, 2)
         };
