@@ -64,7 +64,7 @@ impl FusedCausalSoftmax for Flex {
         scale: f32,
     ) -> FloatTensor<Self> {
         flex_buffer::as_f32(grad, |grad| {
-            let probs = flex_buffer::as_f32(probs, |probs| probs);
+            let probs = flex_buffer::to_f32(probs);
             let dims = flex_buffer::dims(&grad);
             let keys = dims[dims.len() - 1];
             let mut grad = flex_buffer::into_vec(grad);

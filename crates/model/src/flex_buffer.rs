@@ -38,13 +38,18 @@ pub fn dims(tensor: &FlexTensor) -> Vec<usize> {
     tensor.layout().shape().to_vec()
 }
 
+/// The tensor in f32: itself when it already is, else converted.
+pub fn to_f32(tensor: FlexTensor) -> FlexTensor {
+    match tensor.dtype() {
+        DType::F32 => tensor,
+        _ => Flex::float_cast(tensor, FloatDType::F32),
+    }
+}
+
 /// Runs an f32 kernel on a tensor of any float dtype, converting half precision there and back.
 pub fn as_f32(tensor: FlexTensor, kernel: impl FnOnce(FlexTensor) -> FlexTensor) -> FlexTensor {
     match tensor.dtype() {
         DType::F32 => kernel(tensor),
-        dtype => {
-            let out = kernel(Flex::float_cast(tensor, FloatDType::F32));
-            Flex::float_cast(out, FloatDType::from(dtype))
-        }
+        dtype => Flex::float_cast(kernel(to_f32(tensor)), FloatDType::from(dtype)),
     }
 }
