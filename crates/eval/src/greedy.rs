@@ -4,7 +4,7 @@ use anyhow::Result;
 use burn::tensor::Device;
 use data::tokenizer::END;
 use data::TextTokenizer;
-use model::device::shard_count;
+use model::device::forward_shard_count;
 use model::generate::{generate, SamplingOptions};
 use model::Gpt;
 use rand::rngs::StdRng;
@@ -49,10 +49,9 @@ pub fn sampled_completions(
         stop_token: Some(end),
     };
     // Greedy decoding draws nothing from `rng`, so its batches can run in parallel, one shard
-    // per core; sampling keeps one sequence of draws, so one batch at a time. (Never on the
-    // autodiff device, where two threads would build one graph.)
-    let shards = if temperature == 0.0 && !device.is_autodiff() {
-        shard_count(device)
+    // per core; sampling keeps one sequence of draws, so one batch at a time.
+    let shards = if temperature == 0.0 {
+        forward_shard_count(device)
     } else {
         1
     };
@@ -112,7 +111,7 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
-                assert_eq!(shard_count(&device), threads);
+                assert_eq!(forward_shard_count(&device), threads);
                 greedy_completions(&model, &tokenizer, &prompts, &device).unwrap()
             })
         };

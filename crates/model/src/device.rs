@@ -16,6 +16,17 @@ pub fn shard_count(device: &Device) -> usize {
     }
 }
 
+/// [`shard_count`] for forward-only passes that share one model across threads (evaluation,
+/// reference log-probs, greedy decoding): one on the autodiff device, where those threads would
+/// build one graph together, which crashed a DPO run ("graph tape has already been consumed").
+pub fn forward_shard_count(device: &Device) -> usize {
+    if device.is_autodiff() {
+        1
+    } else {
+        shard_count(device)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     /// Burn's pure-Rust CPU backend (rayon + SIMD): the default.

@@ -13,7 +13,7 @@ use logprob::EmptyMask;
 use model::Gpt;
 use rayon::prelude::*;
 
-pub use model::device::shard_count;
+pub use model::device::{forward_shard_count, shard_count};
 
 /// Pretraining's loss, next-token cross-entropy over every position of `batch` (`[B, T]`),
 /// and its gradients, computed on [`shard_count`] shards of rows.
@@ -58,18 +58,12 @@ pub fn masked_cross_entropy_backward(
     ))
 }
 
-/// `model.forward(tokens)` with the rows split into [`shard_count`] shards that run in
+/// `model.forward(tokens)` with the rows split into [`forward_shard_count`] shards that run in
 /// parallel: the same logits, up to float rounding. For passes without a backward
 /// (evaluation, reference log-probs). On the autodiff device it is one plain forward pass:
-/// shards there would share the parameters' nodes and so one graph, and building one graph
-/// from two threads crashed a DPO run ("graph tape has already been consumed").
+/// shards there would share the parameters' nodes and so one graph.
 pub fn sharded_forward(model: &Gpt, tokens: Tensor<2, Int>) -> Tensor<3> {
-    let device = tokens.device();
-    let n = if device.is_autodiff() {
-        1
-    } else {
-        shard_count(&device)
-    };
+    let n = forward_shard_count(&tokens.device());
     let shards = tokens.chunk(n, 0);
     if shards.len() == 1 {
         return model.forward(shards.into_iter().next().expect("one shard"));
