@@ -35,13 +35,14 @@ pub fn pair_loss_backward(
     shards: usize,
 ) -> PairStep {
     let pairs = batch.len();
-    let per_shard = pairs.div_ceil(shards.clamp(1, pairs.max(1)));
-    let pieces: Vec<Shard> = (0..pairs)
-        .step_by(per_shard.max(1))
-        .map(|start| {
-            let len = per_shard.min(pairs - start);
+    let per_shard = pairs.div_ceil(shards.max(1)).max(1);
+    let pieces: Vec<Shard> = batch
+        .chunks(per_shard)
+        .enumerate()
+        .map(|(i, shard)| {
+            let (start, len) = (i * per_shard, shard.len());
             Shard {
-                pairs: batch[start..start + len].to_vec(),
+                pairs: shard.to_vec(),
                 reference: reference.as_ref().map(|(chosen, rejected)| {
                     (
                         chosen.clone().narrow(0, start, len),
