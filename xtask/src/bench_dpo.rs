@@ -111,44 +111,49 @@ pub fn run(
                 .collect();
             let picked: Vec<&TokenizedPair> = indices.iter().map(|&i| &data[i]).collect();
             let start = Instant::now();
-            if mode == Mode::CachedReferenceSharded {
-                let reference = cache.as_ref().expect("cache").select(&indices, &ad);
-                let shards = shard_count(&ad);
-                let out =
-                    pair_loss_backward(&policy, &picked, Some(reference), &loss, 0, &ad, shards);
-                policy = optimizer
-                    .apply_grads(policy, out.grads, out.out.loss, step)?
-                    .0;
-                if step >= warmup {
-                    elapsed += start.elapsed().as_secs_f64();
+            policy = match mode {
+                Mode::FourPass | Mode::ConcatenatedWithReference => {
+                    let (chosen, rejected, reference_logps) = if mode == Mode::FourPass {
+                        let (c, r, rc, rr) =
+                            four_pass_logps(&policy, &reference, &picked, 0, &ad, device);
+                        (c, r, (rc, rr))
+                    } else {
+                        let (c, r) = pair_logps(&policy, &picked, 0, &ad);
+                        let fresh = ReferenceLogps::compute(&reference, &picked, 0, device);
+                        (c, r, fresh.select(&(0..batch).collect::<Vec<_>>(), &ad))
+                    };
+                    let out = pair_loss(
+                        &loss,
+                        PairInputs {
+                            chosen,
+                            rejected,
+                            reference: Some(reference_logps),
+                        },
+                    );
+                    optimizer.apply(policy, out.loss, step)?.0
                 }
-                continue;
-            }
-            let (chosen, rejected, reference_logps) = match mode {
-                Mode::FourPass => {
-                    let (c, r, rc, rr) =
-                        four_pass_logps(&policy, &reference, &picked, 0, &ad, device);
-                    (c, r, (rc, rr))
-                }
-                Mode::ConcatenatedWithReference => {
-                    let (c, r) = pair_logps(&policy, &picked, 0, &ad);
-                    let fresh = ReferenceLogps::compute(&reference, &picked, 0, device);
-                    (c, r, fresh.select(&(0..batch).collect::<Vec<_>>(), &ad))
-                }
+                // The training step itself, on one shard or one per core.
                 Mode::CachedReference | Mode::CachedReferenceSharded => {
-                    let (c, r) = pair_logps(&policy, &picked, 0, &ad);
-                    (c, r, cache.as_ref().expect("cache").select(&indices, &ad))
+                    let shards = if mode == Mode::CachedReferenceSharded {
+                        shard_count(&ad)
+                    } else {
+                        1
+                    };
+                    let reference = cache.as_ref().expect("cache").select(&indices, &ad);
+                    let out = pair_loss_backward(
+                        &policy,
+                        &picked,
+                        Some(reference),
+                        &loss,
+                        0,
+                        &ad,
+                        shards,
+                    );
+                    optimizer
+                        .apply_grads(policy, out.grads, out.out.loss, step)?
+                        .0
                 }
             };
-            let out = pair_loss(
-                &loss,
-                PairInputs {
-                    chosen,
-                    rejected,
-                    reference: Some(reference_logps),
-                },
-            );
-            policy = optimizer.apply(policy, out.loss, step)?.0;
             if step >= warmup {
                 elapsed += start.elapsed().as_secs_f64();
             }
