@@ -2,8 +2,10 @@
 //!
 //! `config` holds the shape, `attention`/`mlp`/`block`/`gpt`/`linear` the forward pass,
 //! `gelu` the activation and `causal_softmax` attention's softmax (both fused on the CPU,
-//! from `fastmath`'s vectorisable erf and exp), `checkpoint` the safetensors I/O, `device` the one
-//! place a backend is chosen, and `generate` the sampling loop.
+//! from `fastmath`'s vectorisable erf and exp), `matmul` the CPU's matrix products,
+//! `flex_buffer` the CPU tensors as plain buffers for those kernels, `checkpoint` the
+//! safetensors I/O, `device` the one place a backend is chosen (and how many shards it wants),
+//! and `generate` the sampling loop.
 
 pub mod attention;
 pub mod block;
