@@ -10,7 +10,7 @@ use burn::module::Module;
 use data::tasks::digit_sum::{train_problems, Mode};
 use data::tasks::reverse;
 use data::tokenizer::PAD;
-use eval::{evaluate_reverse, format_row, per_k_metrics, write_eval, DigitSumSuite};
+use eval::{evaluate_reverse, report_rows, DigitSumSuite};
 use model::Gpt;
 use serde::{Deserialize, Serialize};
 use sft::examples::{load_or_generate, tokenize_all};
@@ -108,13 +108,14 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
             ks: &config.ks,
             per_k: config.eval_per_k,
             seed: config.eval_seed,
+            tokenizer: &ctx.tokenizer,
+            device: &ctx.device,
         };
-        let per_k = |model: &Gpt| suite.rows(model, &ctx.tokenizer, &ctx.device);
-        let mut per_k_accuracy = |model: &Gpt| Ok(per_k_metrics(&per_k(model)?));
+        let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
         let model = run
             .train(load_parent(ctx, &device)?, &device, &mut per_k_accuracy)?
             .valid();
-        rows.extend(per_k(&model)?);
+        rows.extend(suite.rows(&model)?);
         if mode == Mode::Cot {
             rows.push(evaluate_reverse(
                 &model,
@@ -128,10 +129,7 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
     }
     let model = final_model.expect("the CoT run always runs");
 
-    for row in &rows {
-        eprintln!("{}: {}", ctx.stage, format_row(row));
-    }
-    write_eval(&ctx.out_dir.join(files::EVAL), &rows)?;
+    report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;
     save_stage(
         ctx,
         &model,

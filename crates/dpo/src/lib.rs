@@ -21,7 +21,7 @@ use data::split::Split;
 use data::tasks::digit_sum::{held_out_problems, train_problems, Mode};
 use data::tasks::preference::{corrupted_pairs, unpair, LabeledCompletion, PreferencePair};
 use data::tokenizer::PAD;
-use eval::{format_row, per_k_metrics, write_eval, DigitSumSuite};
+use eval::{report_rows, DigitSumSuite};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
@@ -131,9 +131,10 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
             ks: &config.ks,
             per_k: config.eval_per_k,
             seed: config.eval_seed,
+            tokenizer: &ctx.tokenizer,
+            device: &ctx.device,
         };
-        let per_k = |model: &Gpt| suite.rows(model, &ctx.tokenizer, &ctx.device);
-        let mut per_k_accuracy = |model: &Gpt| Ok(per_k_metrics(&per_k(model)?));
+        let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
         let model = run
             .train(policy, reference_handle, &device, &mut per_k_accuracy)?
             .valid();
@@ -149,7 +150,7 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
                 &format!("{split}{suffix}"),
             ));
         }
-        for mut row in per_k(&model)? {
+        for mut row in suite.rows(&model)? {
             row.mode.push_str(&suffix);
             rows.push(row);
         }
@@ -159,10 +160,7 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
     }
     let model = final_model.expect("the main loss always runs");
 
-    for row in &rows {
-        eprintln!("{}: {}", ctx.stage, format_row(row));
-    }
-    write_eval(&ctx.out_dir.join(files::EVAL), &rows)?;
+    report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;
     save_stage(ctx, &model, config.steps, &config_hash(config), started)
 }
 

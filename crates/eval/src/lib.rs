@@ -141,26 +141,44 @@ pub struct DigitSumSuite<'a> {
     pub ks: &'a [usize],
     pub per_k: usize,
     pub seed: u64,
+    pub tokenizer: &'a TextTokenizer,
+    /// Where evaluation runs: the plain device, off the autodiff graph.
+    pub device: &'a Device,
 }
 
 impl DigitSumSuite<'_> {
-    pub fn rows(
-        &self,
-        model: &Gpt,
-        tokenizer: &TextTokenizer,
-        device: &Device,
-    ) -> Result<Vec<EvalRow>> {
+    /// One row per K.
+    pub fn rows(&self, model: &Gpt) -> Result<Vec<EvalRow>> {
         evaluate_digit_sum(
-            model, tokenizer, self.mode, self.ks, self.per_k, self.seed, device,
+            model,
+            self.tokenizer,
+            self.mode,
+            self.ks,
+            self.per_k,
+            self.seed,
+            self.device,
         )
+    }
+
+    /// The rows as `eval/accuracy_kK` metric pairs, for a training loop's metrics row.
+    pub fn metrics(&self, model: &Gpt) -> Result<Vec<(String, f64)>> {
+        Ok(per_k_metrics(&self.rows(model)?))
     }
 }
 
-/// Per-K rows as `eval/accuracy_kK` metric pairs, for a training loop's metrics row.
-pub fn per_k_metrics(rows: &[EvalRow]) -> Vec<(String, f64)> {
+/// Per-K rows as `eval/accuracy_kK` metric pairs.
+fn per_k_metrics(rows: &[EvalRow]) -> Vec<(String, f64)> {
     rows.iter()
         .map(|r| (format!("eval/accuracy_k{}", r.k.unwrap_or(0)), r.accuracy))
         .collect()
+}
+
+/// A stage's final rows: one line each on stderr, tagged with the stage, then `eval.json`.
+pub fn report_rows(stage: &str, path: &Path, rows: &[EvalRow]) -> Result<()> {
+    for row in rows {
+        eprintln!("{stage}: {}", format_row(row));
+    }
+    write_eval(path, rows)
 }
 
 /// Writes `eval.json` (a JSON array of rows), atomically.

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use data::tasks::digit_sum::{train_problems, Mode};
 use data::tokenizer::PAD;
-use eval::{format_row, per_k_metrics, write_eval, DigitSumSuite};
+use eval::{report_rows, DigitSumSuite};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
@@ -37,9 +37,10 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
         ks: &config.ks,
         per_k: config.eval_per_k,
         seed: config.eval_seed,
+        tokenizer: &ctx.tokenizer,
+        device: &ctx.device,
     };
-    let per_k = |model: &Gpt| suite.rows(model, &ctx.tokenizer, &ctx.device);
-    let mut per_k_accuracy = |model: &Gpt| Ok(per_k_metrics(&per_k(model)?));
+    let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
 
     // The reference on the plain device: no autodiff, so nothing can ever update it.
     let reference = load_parent(ctx, &ctx.device)?;
@@ -63,15 +64,12 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
         )?
         .valid();
 
-    let mut rows = per_k(&reference)?;
+    let mut rows = suite.rows(&reference)?;
     for row in &mut rows {
         row.mode = "parent".into();
     }
-    rows.extend(per_k(&model)?);
-    for row in &rows {
-        eprintln!("{}: {}", ctx.stage, format_row(row));
-    }
-    write_eval(&ctx.out_dir.join(files::EVAL), &rows)?;
+    rows.extend(suite.rows(&model)?);
+    report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;
     save_stage(ctx, &model, config.steps, &config_hash(config), started)
 }
 

@@ -13,7 +13,7 @@ use burn::module::Module;
 use data::split::Split;
 use data::tasks::reverse;
 use data::tokenizer::PAD;
-use eval::{evaluate_exact_match, evaluate_reverse, format_row, write_eval, EvalRow};
+use eval::{evaluate_exact_match, evaluate_reverse, report_rows, EvalRow};
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
 use trainer::{files, Manifest, StageContext};
@@ -78,10 +78,7 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
     }
     let model = final_model.expect("the main run always runs");
 
-    for row in &rows {
-        eprintln!("{}: {}", ctx.stage, format_row(row));
-    }
-    write_eval(&ctx.out_dir.join(files::EVAL), &rows)?;
+    report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;
     save_stage(
         ctx,
         &model,

@@ -114,8 +114,6 @@ impl SupervisedRun<'_> {
                         row.push((name, json!(value)));
                     }
                 }
-                let row: Vec<(&str, serde_json::Value)> =
-                    row.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
                 metrics.log(&row)?;
                 progress.update(
                     done,

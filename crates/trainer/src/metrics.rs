@@ -53,11 +53,12 @@ impl MetricsSink {
         self.rows
     }
 
-    /// Writes one row; `fields` are `(name, value)` pairs, in the order they are given.
-    pub fn log(&mut self, fields: &[(&str, Value)]) -> Result<()> {
+    /// Writes one row; `fields` are `(name, value)` pairs, in the order they are given. Names
+    /// may be borrowed or owned (a loop that appends evaluation metrics builds owned ones).
+    pub fn log<K: AsRef<str>>(&mut self, fields: &[(K, Value)]) -> Result<()> {
         let row: Map<String, Value> = fields
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (k.as_ref().to_string(), v.clone()))
             .collect();
         serde_json::to_writer(&mut self.out, &row)?;
         self.out.write_all(b"\n")?;
