@@ -3,6 +3,7 @@ use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::attention::{CausalSelfAttention, LayerCache};
+use crate::layer_norm::layer_norm;
 use crate::mlp::Mlp;
 
 /// One pre-norm transformer block: `x + Attn(LN(x))`, then `x + MLP(LN(x))`.
@@ -25,12 +26,12 @@ impl Block {
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln1.forward(x));
-        x.clone() + self.mlp.forward(self.ln2.forward(x))
+        let x = x.clone() + self.attn.forward(layer_norm(&self.ln1, x));
+        x.clone() + self.mlp.forward(layer_norm(&self.ln2, x))
     }
 
     pub fn forward_cached(&self, x: Tensor<3>, cache: &mut Option<LayerCache>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward_cached(self.ln1.forward(x), cache);
-        x.clone() + self.mlp.forward(self.ln2.forward(x))
+        let x = x.clone() + self.attn.forward_cached(layer_norm(&self.ln1, x), cache);
+        x.clone() + self.mlp.forward(layer_norm(&self.ln2, x))
     }
 }

@@ -7,6 +7,7 @@ use crate::attention::LayerCache;
 use crate::block::Block;
 use crate::config::GptConfig;
 use crate::init;
+use crate::layer_norm::layer_norm;
 use crate::linear::linear;
 
 /// The lesson-01 GPT. The output head is the token embedding itself (`x @ Eᵀ`): one
@@ -90,7 +91,7 @@ impl Gpt {
     }
 
     fn head(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.ln_f.forward(x);
+        let x = layer_norm(&self.ln_f, x);
         linear(x, self.token_embedding.val().transpose())
     }
 }
