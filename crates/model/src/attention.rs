@@ -73,14 +73,16 @@ impl CausalSelfAttention {
     }
 
     fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, [b, t, d]: [usize; 3]) -> Tensor<3> {
-        let y = if q.device() == Device::flex() {
-            // Two matrix products around one fused pass (see `causal_softmax`); scaled by
-            // 1/sqrt(k) like Burn's attention.
+        let device = q.device();
+        let y = if device == Device::flex() || device.is_autodiff() {
+            // Two matrix products around one causal softmax with its own backward (see
+            // `causal_softmax`); scaled by 1/sqrt(k) like Burn's attention.
             let scale = 1.0 / (q.dims()[3] as f32).sqrt();
             matmul(causal_softmax(matmul(q, k.swap_dims(2, 3)), scale), v)
         } else {
-            // Scores are scaled by 1/sqrt(k) (the default scale); the causal mask is aligned
-            // bottom-right, so it is also right for cached decoding where q is shorter than k.
+            // A GPU's forward-only pass: Burn's fused attention kernel. Scores are scaled by
+            // 1/sqrt(k) (the default scale); the causal mask is aligned bottom-right, so it is
+            // also right for cached decoding where q is shorter than k.
             let options = AttentionModuleOptions {
                 scale: None,
                 softcap: None,

@@ -7,6 +7,11 @@
 //! `scale · P ⊙ (dP − rowsum(dP ⊙ P))`. A Burn backend extension runs it on flex, with the
 //! backward written by hand for autodiff. The masking is aligned bottom-right like Burn's, so
 //! a cached decoding step (fewer queries than keys) sees every key it should.
+//!
+//! On the GPU (wgpu) the same operation is made of tensor operations: an additive mask and a
+//! softmax forward, three operations backward. Autodiff sees it as one operation, so training
+//! does not pay for the graph of Burn's attention fallback, which rebuilds the mask in every
+//! layer and differentiates the max and the clamps of its softmax (`docs/perf.md`).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -22,8 +27,8 @@ use crate::fastmath::exp_f32;
 use crate::{flex_buffer, simd_kernel};
 
 /// Softmax over the last axis of `scale · scores` (`[.., queries, keys]`), where query `i`
-/// sees keys `0..=i + keys − queries`. Masked positions get probability 0. Flex only: other
-/// backends use Burn's `attention`, which is fused there in its own way.
+/// sees keys `0..=i + keys − queries`. Masked positions get probability 0. Flex, and wgpu
+/// under autodiff; wgpu's forward-only passes use Burn's fused `attention` instead.
 pub fn causal_softmax<const D: usize>(scores: Tensor<D>, scale: f32) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedCausalSoftmax>::causal_softmax(
         scores.into_dispatch(),
@@ -31,7 +36,7 @@ pub fn causal_softmax<const D: usize>(scores: Tensor<D>, scale: f32) -> Tensor<D
     ))
 }
 
-#[backend_extension(Flex, Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
 pub trait FusedCausalSoftmax: Backend {
     /// P = causal-masked softmax(scale · scores) over the last axis.
     fn causal_softmax(scores: FloatTensor<Self>, scale: f32) -> FloatTensor<Self>;
@@ -126,6 +131,46 @@ impl<B: Backend + FusedCausalSoftmax, C: CheckpointStrategy> FusedCausalSoftmax 
         let last = probs.shape().num_dims() - 1;
         let weighted = Self::float_mul(grad.clone(), probs.clone());
         let row_sums = Self::float_sum_dim(weighted, last);
+        let centred = Self::float_sub(grad, row_sums);
+        Self::float_mul_scalar(Self::float_mul(probs, centred), scale.into())
+    }
+}
+
+/// The GPU's version, composed of tensor operations that Burn's fusion can join.
+#[cfg(feature = "wgpu")]
+impl FusedCausalSoftmax for burn::backend::Cube {
+    fn causal_softmax(scores: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
+        let shape = scores.shape();
+        let last = shape.num_dims() - 1;
+        let (queries, keys) = (shape[last - 1], shape[last]);
+        // 0 where a query sees the key, −∞ after: exp(−∞) = 0 exactly, as on flex.
+        let mut bias = vec![0.0f32; queries * keys];
+        for (i, row) in bias.chunks_exact_mut(keys).enumerate() {
+            let visible = (i + 1 + keys).saturating_sub(queries).min(keys);
+            row[visible..].fill(f32::NEG_INFINITY);
+        }
+        let mut bias_shape = vec![1; shape.num_dims()];
+        bias_shape[last - 1] = queries;
+        bias_shape[last] = keys;
+        let bias = Self::float_from_data(
+            burn::tensor::TensorData::new(bias, bias_shape),
+            &scores.device(),
+        );
+        let logits = Self::float_add(Self::float_mul_scalar(scores, scale.into()), bias);
+        // Every row sees at least its own key, so its max is finite.
+        let max = Self::float_max_dim(logits.clone(), last);
+        let exp = Self::float_exp(Self::float_sub(logits, max));
+        let sum = Self::float_sum_dim(exp.clone(), last);
+        Self::float_div(exp, sum)
+    }
+
+    fn causal_softmax_backward(
+        probs: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        let last = probs.shape().num_dims() - 1;
+        let row_sums = Self::float_sum_dim(Self::float_mul(grad.clone(), probs.clone()), last);
         let centred = Self::float_sub(grad, row_sums);
         Self::float_mul_scalar(Self::float_mul(probs, centred), scale.into())
     }

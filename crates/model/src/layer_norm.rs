@@ -66,7 +66,8 @@ pub trait LayerNormOps: Backend {
         let last = x.shape().num_dims() - 1;
         let mean = Self::float_mean_dim(x.clone(), last);
         let centred = Self::float_sub(x, mean);
-        let variance = Self::float_mean_dim(Self::float_mul(centred.clone(), centred.clone()), last);
+        let variance =
+            Self::float_mean_dim(Self::float_mul(centred.clone(), centred.clone()), last);
         let rstd = Self::float_recip(Self::float_sqrt(Self::float_add_scalar(
             variance,
             epsilon.into(),
@@ -216,7 +217,10 @@ mod tests {
 
     fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 
     #[test]
@@ -230,13 +234,15 @@ mod tests {
         device.seed(3);
         let mut norm = LayerNormConfig::new(8).init(&device);
         // Parameters away from 1 and 0, so a wrong γ or β gradient shows.
-        norm.gamma = Param::from_tensor(Tensor::random([8], Distribution::Normal(1.0, 0.5), &device));
+        norm.gamma =
+            Param::from_tensor(Tensor::random([8], Distribution::Normal(1.0, 0.5), &device));
         norm.beta = Some(Param::from_tensor(Tensor::random(
             [8],
             Distribution::Normal(0.0, 0.5),
             &device,
         )));
-        let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.5, 2.0), &device).require_grad();
+        let x =
+            Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.5, 2.0), &device).require_grad();
         // A loss that weights every output differently.
         let weights = Tensor::<3>::random([2, 3, 8], Distribution::Default, &device);
         let run = |y: Tensor<3>| {
