@@ -3,6 +3,7 @@
 //! software Vulkan (lavapipe), where the first step JIT-compiles the kernels (about 40 s).
 #![cfg(feature = "wgpu")]
 
+use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use model::{checkpoint, DeviceChoice, Gpt, GptConfig};
@@ -98,4 +99,66 @@ fn wgpu_forward_and_backward_agree_with_flex() {
     };
     let diff = max_abs_diff(&infer(cpu), &infer(DeviceChoice::Wgpu.device().unwrap()));
     assert!(diff < 1e-4, "forward-only logits differ by {diff}");
+}
+
+/// Training steps on wgpu take the GPU optimizer (one flat AdamW, parameters as views of its
+/// vector); on flex, Burn's per-tensor AdamW. After three clipped, decayed steps the two
+/// models must still compute the same logits.
+#[test]
+fn training_steps_on_wgpu_match_flex() {
+    use trainer::{LrSchedule, OptimConfig, OptimizerStep};
+
+    let config = GptConfig {
+        vocab_size: 11,
+        block_size: 16,
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 4,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let cpu = Device::flex();
+    cpu.seed(11);
+    checkpoint::save(&Gpt::new(&config, &cpu), &config, &path).unwrap();
+    let optim = OptimConfig {
+        lr: 1e-2,
+        betas: [0.9, 0.95],
+        eps: 1e-8,
+        weight_decay: 0.1,
+        grad_clip: 0.5,
+    };
+
+    let train = |device: Device| {
+        let plain = device.clone();
+        let device = device.autodiff();
+        let (mut gpt, _) = checkpoint::load(&path, &device).unwrap();
+        let tokens = Tensor::<2, Int>::from_data(
+            TensorData::new(vec![3i64, 1, 4, 1, 5, 9, 2, 6], [2, 4]),
+            &device,
+        );
+        let mut step = OptimizerStep::new(&optim, &LrSchedule::Constant, 3);
+        let mut norms = Vec::new();
+        for i in 0..3 {
+            let logits = gpt.forward(tokens.clone());
+            let picked = log_softmax(logits.narrow(1, 0, 3), 2)
+                .gather(2, tokens.clone().narrow(1, 1, 3).unsqueeze_dim::<3>(2));
+            let loss = -picked.sum() / 6.0;
+            let (updated, report) = step.apply(gpt, loss, i).unwrap();
+            gpt = updated;
+            norms.push(report.grad_norm);
+        }
+        let tokens = Tensor::<2, Int>::from_data(tokens.into_data(), &plain);
+        (values(gpt.valid().forward(tokens)), norms)
+    };
+    let (cpu_logits, cpu_norms) = train(cpu);
+    let (gpu_logits, gpu_norms) = train(DeviceChoice::Wgpu.device().unwrap());
+    assert!(
+        cpu_norms[0] > optim.grad_clip,
+        "the clip is exercised: {cpu_norms:?}"
+    );
+    for (a, b) in cpu_norms.iter().zip(&gpu_norms) {
+        assert!((a - b).abs() <= 1e-4 * a, "{cpu_norms:?} vs {gpu_norms:?}");
+    }
+    let diff = max_abs_diff(&cpu_logits, &gpu_logits);
+    assert!(diff < 1e-4, "logits after three steps differ by {diff}");
 }

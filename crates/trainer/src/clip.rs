@@ -48,10 +48,16 @@ pub fn squared_grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> Optio
 /// Scales all gradients by `min(1, max_norm / (norm + 1e-6))`, PyTorch's formula, given the
 /// norm before clipping.
 pub fn clip_to_norm<M: Module>(model: &M, grads: &mut GradientsParams, norm: f32, max_norm: f32) {
-    let factor = max_norm / (norm + 1e-6);
-    if factor < 1.0 {
+    if let Some(factor) = clip_factor(norm, max_norm) {
         model.visit(&mut Scale { grads, factor });
     }
+}
+
+/// The factor that clips a gradient of norm `norm` to `max_norm`, or `None` where it is
+/// already within it.
+pub fn clip_factor(norm: f32, max_norm: f32) -> Option<f32> {
+    let factor = max_norm / (norm + 1e-6);
+    (factor < 1.0).then_some(factor)
 }
 
 #[cfg(test)]

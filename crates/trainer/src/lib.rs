@@ -6,6 +6,7 @@
 pub mod clip;
 pub mod context;
 pub mod files;
+pub mod flat_adamw;
 pub mod manifest;
 pub mod metrics;
 pub mod optim;

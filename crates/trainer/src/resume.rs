@@ -82,7 +82,7 @@ impl Resume {
             })?;
             if snapshot.config_hash == self.config_hash {
                 let restored = checkpoint::load_state(&self.model, &dir.join(MODEL), device)?;
-                optimizer.load_state(&dir.join(OPTIMIZER))?;
+                optimizer.load_state(&dir.join(OPTIMIZER), device)?;
                 eprintln!("resuming from step {} ({})", snapshot.step, dir.display());
                 return Ok(Start {
                     model: restored,
