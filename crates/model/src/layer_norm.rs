@@ -22,10 +22,12 @@ use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, Tensor
 use burn::nn::LayerNorm;
 use burn::tensor::{Device, Shape, Tensor};
 
-/// `norm` applied to `x` over its last axis. On flex this is Burn's own `LayerNorm`; elsewhere
-/// it is one operation with a hand-written backward (see the module doc).
+/// `norm` applied to `x` over its last axis. Under autodiff off flex this is one operation
+/// with a hand-written backward (see the module doc); elsewhere it is Burn's own `LayerNorm`,
+/// which flex runs as one kernel and a GPU's forward-only pass fuses well.
 pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
-    if x.device() == Device::flex() {
+    let device = x.device();
+    if device == Device::flex() || !device.is_autodiff() {
         return norm.forward(x);
     }
     let beta = norm
