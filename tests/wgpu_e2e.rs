@@ -1,5 +1,6 @@
-//! The GPU path computes what the CPU path computes: logits and a gradient of the same tiny
-//! model agree between wgpu and flex. Built only with `--features wgpu`; CI runs it on Mesa's
+//! The GPU path computes what the CPU path computes: logits, gradients and optimizer steps of
+//! the same tiny model agree between wgpu and flex, although wgpu trains through its own layer
+//! norm, causal softmax and flat AdamW. Built only with `--features wgpu`; CI runs it on Mesa's
 //! software Vulkan (lavapipe), where the first step JIT-compiles the kernels (about 40 s).
 #![cfg(feature = "wgpu")]
 
@@ -120,10 +121,13 @@ fn training_steps_on_wgpu_match_flex() {
     let cpu = Device::flex();
     cpu.seed(11);
     checkpoint::save(&Gpt::new(&config, &cpu), &config, &path).unwrap();
+    // ε large enough that a gradient at rounding-noise level (the two backends sum in other
+    // orders, and wgpu's embedding backward adds atomically) cannot become a full ±lr step:
+    // with ε = 1e-8 Adam turns a 1e-9 difference into one.
     let optim = OptimConfig {
         lr: 1e-2,
         betas: [0.9, 0.95],
-        eps: 1e-8,
+        eps: 1e-3,
         weight_decay: 0.1,
         grad_clip: 0.5,
     };
@@ -160,5 +164,6 @@ fn training_steps_on_wgpu_match_flex() {
         assert!((a - b).abs() <= 1e-4 * a, "{cpu_norms:?} vs {gpu_norms:?}");
     }
     let diff = max_abs_diff(&cpu_logits, &gpu_logits);
+    eprintln!("logits after three steps differ by {diff:.3e}");
     assert!(diff < 1e-4, "logits after three steps differ by {diff}");
 }
