@@ -21,8 +21,8 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-#[test]
-fn wgpu_forward_and_backward_agree_with_flex() {
+/// A tiny model's checkpoint, made on flex from `seed`, for both backends to load.
+fn tiny_checkpoint(seed: u64) -> (tempfile::TempDir, std::path::PathBuf, GptConfig) {
     let config = GptConfig {
         vocab_size: 11,
         block_size: 16,
@@ -33,8 +33,15 @@ fn wgpu_forward_and_backward_agree_with_flex() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     let cpu = Device::flex();
-    cpu.seed(7);
+    cpu.seed(seed);
     checkpoint::save(&Gpt::new(&config, &cpu), &config, &path).unwrap();
+    (dir, path, config)
+}
+
+#[test]
+fn wgpu_forward_and_backward_agree_with_flex() {
+    let (_dir, path, config) = tiny_checkpoint(7);
+    let cpu = Device::flex();
 
     let tokens = |device: &Device| {
         Tensor::<2, Int>::from_data(
@@ -109,18 +116,8 @@ fn wgpu_forward_and_backward_agree_with_flex() {
 fn training_steps_on_wgpu_match_flex() {
     use trainer::{LrSchedule, OptimConfig, OptimizerStep};
 
-    let config = GptConfig {
-        vocab_size: 11,
-        block_size: 16,
-        d_model: 32,
-        n_layers: 2,
-        n_heads: 4,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.safetensors");
+    let (_dir, path, _) = tiny_checkpoint(11);
     let cpu = Device::flex();
-    cpu.seed(11);
-    checkpoint::save(&Gpt::new(&config, &cpu), &config, &path).unwrap();
     // ε large enough that a gradient at rounding-noise level (the two backends sum in other
     // orders, and wgpu's embedding backward adds atomically) cannot become a full ±lr step:
     // with ε = 1e-8 Adam turns a 1e-9 difference into one.

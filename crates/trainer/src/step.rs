@@ -102,7 +102,7 @@ impl OptimizerStep {
         let lr = self.schedule.lr(self.config.lr, step, self.total_steps);
         let grad_clip = self.config.grad_clip;
         let device = loss.device();
-        match self.updater(&device) {
+        let (model, loss, grad_norm) = match self.updater(&device) {
             Updater::PerTensor(optim) => {
                 let squared_norm = squared_grad_norm(&model, &grads)
                     .unwrap_or_else(|| Tensor::zeros([1], &device));
@@ -110,15 +110,7 @@ impl OptimizerStep {
                 if grad_clip > 0.0 {
                     clip_to_norm(&model, &mut grads, grad_norm, grad_clip);
                 }
-                let model = optim.step(lr, model, grads);
-                Ok((
-                    model,
-                    StepReport {
-                        loss,
-                        grad_norm,
-                        lr,
-                    },
-                ))
+                (optim.step(lr, model, grads), loss, grad_norm)
             }
             Updater::Flat(flat) => {
                 let grads = FlatGradients::collect(&model, grads)?;
@@ -126,17 +118,17 @@ impl OptimizerStep {
                 let scale = (grad_clip > 0.0)
                     .then(|| clip_factor(grad_norm, grad_clip))
                     .flatten();
-                let model = flat.step(lr, model, grads, scale);
-                Ok((
-                    model,
-                    StepReport {
-                        loss,
-                        grad_norm,
-                        lr,
-                    },
-                ))
+                (flat.step(lr, model, grads, scale), loss, grad_norm)
             }
-        }
+        };
+        Ok((
+            model,
+            StepReport {
+                loss,
+                grad_norm,
+                lr,
+            },
+        ))
     }
 }
 
