@@ -22,12 +22,18 @@ use burn::tensor::{Device, Tensor};
 
 use crate::OptimConfig;
 
-/// The moments and step count, kept on the device between steps.
-#[derive(Module, Debug)]
+/// The first and second moments, kept on the device between steps.
 struct Moments {
+    moment_1: Tensor<1>,
+    moment_2: Tensor<1>,
+}
+
+/// What [`FlatAdamW::save`] writes: the moments and the step count, as a one-element tensor so
+/// that one burnpack file holds all three.
+#[derive(Module, Debug)]
+struct SavedState {
     moment_1: Param<Tensor<1>>,
     moment_2: Param<Tensor<1>>,
-    /// Steps taken, as a one-element tensor so that it is saved with the moments.
     time: Param<Tensor<1>>,
 }
 
@@ -40,8 +46,7 @@ pub struct FlatAdamW {
     params: Option<(Vec<ParamId>, Tensor<1>)>,
 }
 
-/// Every gradient, flattened and joined in the model's parameter order, with the global
-/// norm's square still on the device.
+/// Every gradient, flattened and joined in the model's parameter order.
 pub struct FlatGradients {
     flat: Tensor<1>,
 }
@@ -103,12 +108,10 @@ impl FlatAdamW {
             Some(moments) => (
                 moments
                     .moment_1
-                    .val()
                     .mul_scalar(beta_1)
                     .add(grad.clone().mul_scalar(factor_1)),
                 moments
                     .moment_2
-                    .val()
                     .mul_scalar(beta_2)
                     .add(grad.square().mul_scalar(factor_2)),
             ),
@@ -130,13 +133,8 @@ impl FlatAdamW {
             params.mul_scalar(1.0 - decay_rate)
         };
         let updated = decayed - delta.mul_scalar(lr);
-        let device = updated.device();
         self.params = Some((param_ids(&model), updated.clone()));
-        self.moments = Some(Moments {
-            moment_1: Param::from_tensor(moment_1),
-            moment_2: Param::from_tensor(moment_2),
-            time: Param::from_tensor(Tensor::from_floats([self.time as f32], &device)),
-        });
+        self.moments = Some(Moments { moment_1, moment_2 });
         model.map(&mut ReplaceWithViews {
             flat: updated,
             offset: 0,
@@ -148,8 +146,14 @@ impl FlatAdamW {
         let Some(moments) = &self.moments else {
             return Ok(());
         };
+        let device = moments.moment_1.device();
+        let state = SavedState {
+            moment_1: Param::from_tensor(moments.moment_1.clone()),
+            moment_2: Param::from_tensor(moments.moment_2.clone()),
+            time: Param::from_tensor(Tensor::from_floats([self.time as f32], &device)),
+        };
         let mut store = BurnpackStore::from_file(path).overwrite(true);
-        moments
+        state
             .save_into(&mut store)
             .map_err(|e| anyhow::anyhow!("writing optimizer state {}: {e:?}", path.display()))
     }
@@ -177,12 +181,12 @@ impl FlatAdamW {
                     path.display()
                 )
             })?;
-        let mut moments = Moments {
+        let mut state = SavedState {
             moment_1: Param::from_tensor(Tensor::zeros([len], device)),
             moment_2: Param::from_tensor(Tensor::zeros([len], device)),
             time: Param::from_tensor(Tensor::zeros([1], device)),
         };
-        let result = moments.load_from(&mut store).map_err(|e| {
+        let result = state.load_from(&mut store).map_err(|e| {
             anyhow::anyhow!("optimizer state {} is unreadable: {e:?}", path.display())
         })?;
         if !result.errors.is_empty() || !result.missing.is_empty() {
@@ -192,8 +196,11 @@ impl FlatAdamW {
                 path.display()
             );
         }
-        self.time = moments.time.val().into_scalar::<f32>() as i32;
-        self.moments = Some(moments);
+        self.time = state.time.val().into_scalar::<f32>() as i32;
+        self.moments = Some(Moments {
+            moment_1: state.moment_1.val(),
+            moment_2: state.moment_2.val(),
+        });
         // The model to resume is restored separately: join its parameters afresh.
         self.params = None;
         Ok(())
