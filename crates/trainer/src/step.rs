@@ -168,17 +168,8 @@ mod tests {
     #[test]
     fn a_nan_loss_stops_before_the_update() {
         let device = Device::flex().autodiff();
-        let config = GptConfig {
-            vocab_size: 7,
-            block_size: 8,
-            d_model: 16,
-            n_layers: 1,
-            n_heads: 2,
-        };
-        let model = Gpt::new(&config, &device);
-        let ids =
-            Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4], [1, 4]), &device);
-        let loss = model.forward(ids).sum() * f32::NAN;
+        let model = tiny_model(&device);
+        let loss = loss_of(&model, &device) * f32::NAN;
         let mut step = OptimizerStep::new(&OptimConfig::with_lr(1e-3), &LrSchedule::Constant, 1);
         let err = step.apply(model, loss, 7).unwrap_err().to_string();
         assert!(
