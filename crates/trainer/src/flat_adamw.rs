@@ -176,8 +176,8 @@ impl FlatAdamW {
             .map(|tensor| tensor.shape.num_elements())
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "optimizer state {} holds no flat moments (written by the CPU path's \
-                     optimizer?)",
+                    "optimizer state {} was written on the CPU (one AdamW record per tensor); \
+                     resume it there, or redo the stage with --restart-from",
                     path.display()
                 )
             })?;
@@ -191,8 +191,7 @@ impl FlatAdamW {
         })?;
         if !result.errors.is_empty() || !result.missing.is_empty() {
             bail!(
-                "optimizer state {} does not hold this optimizer's moments (written by the CPU \
-                 path's optimizer?)",
+                "optimizer state {} does not hold this optimizer's moments",
                 path.display()
             );
         }
@@ -205,6 +204,13 @@ impl FlatAdamW {
         self.params = None;
         Ok(())
     }
+}
+
+/// Whether `path` holds a flat optimizer state (a snapshot written on a GPU), so that the CPU's
+/// per-tensor optimizer can refuse it instead of starting from empty moments.
+pub fn is_flat_state(path: &Path) -> bool {
+    let mut store = BurnpackStore::from_file(path);
+    matches!(store.get_tensor("moment_1"), Ok(Some(_)))
 }
 
 impl FlatAdamW {

@@ -4,7 +4,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::tensor::{Device, Tensor};
 
 use crate::clip::{clip_factor, clip_to_norm, squared_grad_norm};
-use crate::flat_adamw::{FlatAdamW, FlatGradients};
+use crate::flat_adamw::{is_flat_state, FlatAdamW, FlatGradients};
 use crate::{LrSchedule, OptimConfig};
 
 /// What one optimizer step did, for the metrics row and the progress bar.
@@ -68,6 +68,13 @@ impl OptimizerStep {
         match self.updater(device) {
             Updater::Flat(flat) => flat.load(path, device),
             Updater::PerTensor(optim) => {
+                if is_flat_state(path) {
+                    bail!(
+                        "optimizer state {} was written on a GPU (one flat AdamW state); resume \
+                         it there, or redo the stage with --restart-from",
+                        path.display()
+                    );
+                }
                 let record = OptimizerRecord::load(path).map_err(|e| {
                     anyhow::anyhow!("reading optimizer state {}: {e:?}", path.display())
                 })?;
@@ -294,5 +301,40 @@ mod tests {
         resumed.load_state(&path, &device).unwrap();
         let (resumed_three, _) = run(two, &mut resumed, 2..3);
         assert_eq!(parameters(&three), parameters(&resumed_three));
+    }
+
+    /// A snapshot's optimizer state only resumes on the kind of device that wrote it: the
+    /// other kind refuses it by name instead of starting from empty moments.
+    #[test]
+    fn optimizer_states_are_not_resumed_across_device_kinds() {
+        let device = Device::flex().autodiff();
+        let config = OptimConfig::with_lr(1e-2);
+        let dir = tempfile::tempdir().unwrap();
+        let (flat_path, per_tensor_path) =
+            (dir.path().join("flat.bpk"), dir.path().join("cpu.bpk"));
+
+        let mut flat = flat_step(&config);
+        let _ = run(tiny_model(&device), &mut flat, 0..1);
+        flat.save_state(&flat_path).unwrap();
+        let mut per_tensor = OptimizerStep::new(&config, &LrSchedule::Constant, 3);
+        let _ = run(tiny_model(&device), &mut per_tensor, 0..1);
+        per_tensor.save_state(&per_tensor_path).unwrap();
+
+        let err = OptimizerStep::new(&config, &LrSchedule::Constant, 3)
+            .load_state(&flat_path, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("written on a GPU") && err.contains("flat.bpk"),
+            "{err}"
+        );
+        let err = flat_step(&config)
+            .load_state(&per_tensor_path, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("written on the CPU") && err.contains("cpu.bpk"),
+            "{err}"
+        );
     }
 }
