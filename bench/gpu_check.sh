@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check of issue 7 in one device call: our wgpu training step against PyTorch CUDA on
 # the same card, then two plain warm runs. What to expect is in docs/perf.md ("Why the wgpu
-# step is slow"): the step launches 378 kernels, down from 818 when last timed on a GPU. The
+# step is slow"): the step launches 338 kernels, down from 818 when last timed on a GPU. The
 # device has no Rust toolchain: build here, strip, gzip, and carry the binary with the Vulkan
 # loader packages.
 #
