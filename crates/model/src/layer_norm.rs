@@ -202,6 +202,7 @@ mod tests {
     use burn::tensor::{Distribution, TensorData};
 
     use super::*;
+    use crate::tests::{max_abs_diff, to_vec as values};
 
     /// The one-operation layer norm, called directly (on flex the model uses Burn's).
     fn fused(norm: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
@@ -211,18 +212,6 @@ mod tests {
             norm.beta.as_ref().unwrap().val().into_dispatch(),
             EPSILON,
         ))
-    }
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec().unwrap()
-    }
-
-    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
     }
 
     #[test]
