@@ -164,3 +164,45 @@ fn training_steps_on_wgpu_match_flex() {
     eprintln!("logits after three steps differ by {diff:.3e}");
     assert!(diff < 1e-4, "logits after three steps differ by {diff}");
 }
+
+/// A regression guard for the GPU path's launch count: a training step plus a forward pass
+/// launched 881 kernels before the fused layer norm, causal softmax and flat AdamW, and 401
+/// after (`docs/perf.md`, changes 12-17). Counted like `bench/count_launches.sh`: CubeCL's
+/// kernel log, the difference between two warm runs of the bench. The bound leaves room for
+/// another Mesa's binding limits, not for a path falling back to Burn's per-tensor optimizer
+/// (about 140 more) or its unfused backward (about 170 more).
+#[test]
+fn a_training_step_launches_few_kernels() {
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("kernels.log");
+    std::fs::write(
+        scratch.path().join("cubecl.toml"),
+        format!(
+            "[profiling.logger]\nlevel = \"minimal\"\nfile = {:?}\n",
+            log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let launches = |steps: usize| {
+        let _ = std::fs::remove_file(&log);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .current_dir(scratch.path())
+            .args(["bench", "--device", "wgpu", "--warmup", "1", "--batch", "4"])
+            .args(["--steps", &steps.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&log).unwrap().lines().count()
+    };
+    launches(2); // fills the autotune cache, whose runs are logged too
+    let per_step_and_pass = (launches(4) - launches(2)) / 2;
+    eprintln!("{per_step_and_pass} launches per training step + forward pass");
+    assert!(
+        per_step_and_pass <= 480,
+        "{per_step_and_pass} launches per training step + forward pass (401 when written)"
+    );
+}
