@@ -17,6 +17,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+#[cfg(feature = "wgpu")] // the concrete GPU backend's operations, called by name
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
@@ -128,12 +129,26 @@ impl<B: Backend + FusedCausalSoftmax, C: CheckpointStrategy> FusedCausalSoftmax 
         grad: FloatTensor<Self>,
         scale: f32,
     ) -> FloatTensor<Self> {
-        let last = probs.shape().num_dims() - 1;
-        let weighted = Self::float_mul(grad.clone(), probs.clone());
-        let row_sums = Self::float_sum_dim(weighted, last);
-        let centred = Self::float_sub(grad, row_sums);
-        Self::float_mul_scalar(Self::float_mul(probs, centred), scale.into())
+        composed_backward::<Self>(probs, grad, scale)
     }
+}
+
+/// scale · P ⊙ (dP − rowsum(dP ⊙ P)) from any backend's tensor operations.
+fn composed_backward<B: Backend>(
+    probs: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    scale: f32,
+) -> FloatTensor<B> {
+    let last = probs.shape().num_dims() - 1;
+    let row_sums = B::float_sum_dim(B::float_mul(grad.clone(), probs.clone()), last);
+    let centred = B::float_sub(grad, row_sums);
+    B::float_mul_scalar(B::float_mul(probs, centred), scale.into())
+}
+
+/// How many keys query `i` of `queries` sees among `keys`: the mask is aligned bottom-right, so
+/// the last query sees every key.
+fn visible_keys(i: usize, queries: usize, keys: usize) -> usize {
+    (i + 1 + keys).saturating_sub(queries).min(keys)
 }
 
 /// The GPU's version, composed of tensor operations that Burn's fusion can join.
@@ -146,8 +161,7 @@ impl FusedCausalSoftmax for burn::backend::Cube {
         // 0 where a query sees the key, −∞ after: exp(−∞) = 0 exactly, as on flex.
         let mut bias = vec![0.0f32; queries * keys];
         for (i, row) in bias.chunks_exact_mut(keys).enumerate() {
-            let visible = (i + 1 + keys).saturating_sub(queries).min(keys);
-            row[visible..].fill(f32::NEG_INFINITY);
+            row[visible_keys(i, queries, keys)..].fill(f32::NEG_INFINITY);
         }
         let mut bias_shape = vec![1; shape.num_dims()];
         bias_shape[last - 1] = queries;
@@ -169,10 +183,7 @@ impl FusedCausalSoftmax for burn::backend::Cube {
         grad: FloatTensor<Self>,
         scale: f32,
     ) -> FloatTensor<Self> {
-        let last = probs.shape().num_dims() - 1;
-        let row_sums = Self::float_sum_dim(Self::float_mul(grad.clone(), probs.clone()), last);
-        let centred = Self::float_sub(grad, row_sums);
-        Self::float_mul_scalar(Self::float_mul(probs, centred), scale.into())
+        composed_backward::<Self>(probs, grad, scale)
     }
 }
 
@@ -186,8 +197,7 @@ simd_kernel! {
     fn softmax_matrices(values: &mut [f32], queries: usize, keys: usize, scale: f32) {
         for matrix in values.chunks_exact_mut(queries * keys) {
             for (i, row) in matrix.chunks_exact_mut(keys).enumerate() {
-                let visible = (i + 1 + keys).saturating_sub(queries).min(keys);
-                let (live, masked) = row.split_at_mut(visible);
+                let (live, masked) = row.split_at_mut(visible_keys(i, queries, keys));
                 masked.fill(0.0);
                 if live.is_empty() {
                     continue;
