@@ -1,12 +1,13 @@
 //! `pipeline.toml`: every stage's settings. Unknown keys and out-of-range values are errors
 //! that name the key (and, for TOML errors, the line).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cot_sft::CotSftConfig;
 use data::TokenizerConfig;
 use dpo::DpoConfig;
+use eval::SuiteConfig;
 use model::GptConfig;
 use pretrain::PretrainConfig;
 use rlvr::RlvrConfig;
@@ -28,6 +29,9 @@ pub struct PipelineConfig {
     pub cot_sft: CotSftConfig,
     pub dpo: DpoConfig,
     pub rlvr: RlvrConfig,
+    /// The held-out digit-sum suite of CoT-SFT, DPO and RLVR.
+    #[serde(default)]
+    pub eval: SuiteConfig,
 }
 
 impl PipelineConfig {
@@ -55,14 +59,15 @@ impl PipelineConfig {
                 })?
         };
         let base = path.parent().unwrap_or(Path::new("."));
-        config.pretrain.corpus = resolve(base, &config.pretrain.corpus);
-        config.sft.words = resolve(base, &config.sft.words);
-        config.sft.train_file = config.sft.train_file.map(|p| resolve(base, &p));
-        config.sft.eval_file = config.sft.eval_file.map(|p| resolve(base, &p));
-        config.cot_sft.words = resolve(base, &config.cot_sft.words);
-        config.cot_sft.train_file = config.cot_sft.train_file.map(|p| resolve(base, &p));
-        config.dpo.train_file = config.dpo.train_file.map(|p| resolve(base, &p));
-        config.dpo.kto_file = config.dpo.kto_file.map(|p| resolve(base, &p));
+        config.pretrain.resolve_paths(base);
+        config.sft.resolve_paths(base);
+        config.cot_sft.resolve_paths(base);
+        config.dpo.resolve_paths(base);
+        // One held-out suite for every stage that measures digit sums, so their tables
+        // compare; a copy in each stage's settings puts it in that stage's config hash.
+        config.cot_sft.eval = config.eval.clone();
+        config.dpo.eval = config.eval.clone();
+        config.rlvr.eval = config.eval.clone();
         config
             .validate()
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -82,6 +87,7 @@ impl PipelineConfig {
                 self.tokenizer.vocab_size
             ));
         }
+        self.eval.validate()?;
         self.pretrain.validate(self.model.block_size)?;
         self.sft.validate()?;
         self.cot_sft.validate()?;
@@ -108,7 +114,6 @@ impl PipelineConfig {
         // CoT needs a few hundred steps to start writing well-formed traces; no direct twin.
         c.n_train = 1000;
         c.direct_twin = false;
-        c.eval_per_k = 40;
         c.train.steps = 450;
         c.train.batch_size = 32;
         c.train.log_every = 25;
@@ -119,14 +124,20 @@ impl PipelineConfig {
         d.log_every = 10;
         d.eval_every = 0;
         d.eval_pairs = 100;
-        d.eval_per_k = 40;
         d.compare.clear();
         let r = &mut self.rlvr;
         r.steps = 40;
         r.prompts_per_step = 4;
         r.log_every = 5;
         r.eval_every = 0;
-        r.eval_per_k = 40;
+        for suite in [
+            &mut self.cot_sft.eval,
+            &mut self.dpo.eval,
+            &mut self.rlvr.eval,
+            &mut self.eval,
+        ] {
+            suite.per_k = 40;
+        }
         self
     }
 }
@@ -173,14 +184,6 @@ fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> anyhow::Error
 
 fn default_checkpoint_every() -> usize {
     250
-}
-
-fn resolve(base: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    }
 }
 
 /// The stages of the chain, in order, each with the stage it starts from.

@@ -118,6 +118,7 @@ impl Run {
             parent_dir,
             quiet: self.quiet,
             checkpoint_every: self.config.checkpoint_every,
+            interrupt_after: interrupt_after()?,
         })
     }
 }
@@ -161,6 +162,20 @@ impl Run {
             && manifest.tokenizer_hash == tokenizer.hash()
             && manifest.model == model
             && self.stage_dir(stage).join(files::CHECKPOINT).is_file()
+    }
+}
+
+/// The variable that tests of resuming set: each loop stops with an error right after its
+/// first snapshot at or after this step, as a kill would, but at a known point.
+pub const INTERRUPT_AFTER_VAR: &str = "XTASK_INTERRUPT_AFTER_STEP";
+
+fn interrupt_after() -> Result<Option<usize>> {
+    match std::env::var(INTERRUPT_AFTER_VAR) {
+        Ok(value) => value
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{INTERRUPT_AFTER_VAR}={value}: expected a step number")),
+        Err(_) => Ok(None),
     }
 }
 

@@ -1,23 +1,29 @@
-//! Lesson 04: chain-of-thought SFT on K-digit sums. Same loss and loop as SFT (reused, not
-//! copied); a direct-answer twin trained from the same parent with the same budget gives the
-//! lesson's table, measured: held-out accuracy per K, direct vs CoT.
+//! Lesson 04: chain-of-thought SFT on K-digit sums. Same loss and loop as SFT (the shared
+//! `trainer::supervised` step); a direct-answer twin trained from the same parent with the
+//! same budget gives the lesson's table, measured: held-out accuracy per K, direct vs CoT.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::module::Module;
+use data::batch::tokenize_all;
+use data::jsonl::load_or_generate;
 use data::tasks::digit_sum::{train_problems, Mode};
 use data::tasks::reverse;
-use data::tokenizer::PAD;
-use eval::{evaluate_reverse, report_rows, DigitSumSuite};
+use eval::{evaluate_reverse, report_rows, DigitSumSuite, SuiteConfig};
 use model::Gpt;
 use serde::{Deserialize, Serialize};
-use sft::examples::{load_or_generate, tokenize_all};
-use sft::supervised::{SupervisedConfig, SupervisedRun};
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
+use trainer::supervised::{SupervisedConfig, SupervisedRun};
 use trainer::{files, Manifest, StageContext};
+
+/// The direct twin's metrics and training set (the CoT run's go to `metrics.jsonl`).
+pub const DIRECT_METRICS: &str = "metrics.direct.jsonl";
+pub const DIRECT_TRAIN: &str = "train.direct.jsonl";
+/// `eval.json`'s `mode` for the reverse-word skill measured after this stage.
+pub const REVERSE_AFTER: &str = "after-cot";
 
 /// `[cot-sft]` in `pipeline.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,12 +37,12 @@ pub struct CotSftConfig {
     pub train_file: Option<PathBuf>,
     /// Train the direct-answer twin (same parent, problems, steps) for the per-K table.
     pub direct_twin: bool,
-    /// Held-out problems per K in the evaluation.
-    pub eval_per_k: usize,
-    pub eval_seed: u64,
     /// Word list, to measure what this stage did to the reverse-word skill.
     pub words: PathBuf,
     pub train: SupervisedConfig,
+    /// The held-out suite (`[eval]`), copied in by the config loader.
+    #[serde(skip_deserializing)]
+    pub eval: SuiteConfig,
 }
 
 impl CotSftConfig {
@@ -44,16 +50,14 @@ impl CotSftConfig {
         if self.n_train == 0 {
             return Err("cot-sft.n_train must be > 0".into());
         }
-        if self.ks.is_empty() || self.ks.iter().any(|&k| !(2..=9).contains(&k)) {
-            return Err(format!(
-                "cot-sft.ks must be digit counts in 2..=9, got {:?}",
-                self.ks
-            ));
-        }
-        if self.eval_per_k == 0 {
-            return Err("cot-sft.eval_per_k must be > 0".into());
-        }
+        data::tasks::digit_sum::check_ks("cot-sft.ks", &self.ks)?;
         self.train.validate("cot-sft.train")
+    }
+
+    /// Makes relative paths relative to the config file's folder `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        self.words = data::relative_to(base, &self.words);
+        self.train_file = self.train_file.as_ref().map(|p| data::relative_to(base, p));
     }
 }
 
@@ -68,11 +72,7 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
         problems.iter().map(|p| p.example(Mode::Cot)).collect()
     })?;
     let cot = tokenize_all(&cot, &ctx.tokenizer, ctx.model.block_size)?;
-    let pad = ctx.tokenizer.symbol_id(PAD)?;
     let device = ctx.device.clone().autodiff();
-    #[allow(unused_assignments)]
-    let mut direct_examples = Vec::new();
-
     let held_out = reverse::held_out_words(&reverse::read_words(&config.words)?);
 
     // CoT: this stage's checkpoint. Then the direct twin: same parent, same problems, same
@@ -81,39 +81,37 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
     let mut final_model = None;
     let modes = std::iter::once(Mode::Cot).chain(config.direct_twin.then_some(Mode::Direct));
     for mode in modes {
-        let (examples, metrics_path, label) = match mode {
-            Mode::Cot => (&cot, ctx.out_dir.join(files::METRICS), ctx.stage.clone()),
+        let (examples, metrics_file, label) = match mode {
+            Mode::Cot => (cot.clone(), files::METRICS, ctx.stage.clone()),
             Mode::Direct => {
                 let direct: Vec<_> = problems.iter().map(|p| p.example(Mode::Direct)).collect();
-                data::jsonl::write(&ctx.out_dir.join("train.direct.jsonl"), &direct)?;
-                direct_examples = tokenize_all(&direct, &ctx.tokenizer, ctx.model.block_size)?;
-                (
-                    &direct_examples,
-                    ctx.out_dir.join("metrics.direct.jsonl"),
-                    "cot-sft-direct".to_string(),
-                )
+                data::jsonl::write(&ctx.out_dir.join(DIRECT_TRAIN), &direct)?;
+                let examples = tokenize_all(&direct, &ctx.tokenizer, ctx.model.block_size)?;
+                (examples, DIRECT_METRICS, format!("{}-direct", ctx.stage))
             }
         };
         let run = SupervisedRun {
-            examples,
-            pad_id: pad,
-            config: &config.train,
+            name: mode.name(),
             label: &label,
-            metrics_path: &metrics_path,
-            quiet: ctx.quiet,
-            resume: ctx.resume(mode.name(), &config_hash(&(config, mode))),
+            examples: &examples,
+            config: &config.train,
+            metrics_path: &ctx.out_dir.join(metrics_file),
+            settings_hash: &config_hash(&(config, mode)),
         };
         let suite = DigitSumSuite {
             mode,
-            ks: &config.ks,
-            per_k: config.eval_per_k,
-            seed: config.eval_seed,
+            config: &config.eval,
             tokenizer: &ctx.tokenizer,
             device: &ctx.device,
         };
         let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
         let model = run
-            .train(load_parent(ctx, &device)?, &device, &mut per_k_accuracy)?
+            .train(
+                ctx,
+                load_parent(ctx, &device)?,
+                &device,
+                &mut per_k_accuracy,
+            )?
             .valid();
         rows.extend(suite.rows(&model)?);
         if mode == Mode::Cot {
@@ -121,7 +119,7 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
                 &model,
                 &ctx.tokenizer,
                 &held_out,
-                "after-cot",
+                REVERSE_AFTER,
                 &ctx.device,
             )?);
             final_model = Some(model);

@@ -1,6 +1,6 @@
 //! Prompt + completion pairs → padded token batches with a response mask.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::tasks::Example;
 use crate::TextTokenizer;
@@ -28,6 +28,38 @@ impl TokenizedExample {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Tokenizes every example; one that does not fit the model's block, or has nothing to
+/// train on, is an error naming it.
+pub fn tokenize_all(
+    examples: &[Example],
+    tokenizer: &TextTokenizer,
+    block_size: usize,
+) -> Result<Vec<TokenizedExample>> {
+    examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let t = TokenizedExample::new(e, tokenizer)?;
+            if t.len() > block_size {
+                bail!(
+                    "example {} ({:?}) is {} tokens, longer than model.block_size {block_size}",
+                    i + 1,
+                    e.prompt,
+                    t.len()
+                );
+            }
+            if t.completion.is_empty() {
+                bail!(
+                    "example {} ({:?}) has an empty completion: nothing to train on",
+                    i + 1,
+                    e.prompt
+                );
+            }
+            Ok(t)
+        })
+        .collect()
 }
 
 /// Host-side batch: `tokens` and `mask` are row-major `[rows, width]`.

@@ -36,6 +36,23 @@ pub fn write<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
 }
 
+/// The user's JSONL when one is configured; otherwise `generate()`, saved as `train.jsonl` in
+/// `out_dir` so the exact training set can be inspected or reused.
+pub fn load_or_generate<T: Serialize + DeserializeOwned>(
+    train_file: Option<&Path>,
+    out_dir: &Path,
+    generate: impl FnOnce() -> Vec<T>,
+) -> Result<Vec<T>> {
+    match train_file {
+        Some(path) => read(path),
+        None => {
+            let rows = generate();
+            write(&out_dir.join("train.jsonl"), &rows)?;
+            Ok(rows)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,3 +10,12 @@ pub mod tasks;
 pub mod tokenizer;
 
 pub use tokenizer::{TextTokenizer, TokenizerConfig, TokenizerKind};
+
+/// `path` as written in a config file in folder `base`: relative paths are relative to it.
+pub fn relative_to(base: &std::path::Path, path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}

@@ -1,7 +1,8 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use eval::SuiteConfig;
 use serde::{Deserialize, Serialize};
-use trainer::{LrSchedule, OptimConfig};
+use trainer::{Cadence, LrSchedule, OptimConfig};
 
 /// `[dpo]` in `pipeline.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,9 +43,9 @@ pub struct DpoConfig {
     pub eval_every: usize,
     /// Held-out pairs for the held-out preference accuracy.
     pub eval_pairs: usize,
-    /// Held-out problems per K for task accuracy (same as cot-sft's, to compare).
-    pub eval_per_k: usize,
-    pub eval_seed: u64,
+    /// The held-out suite (`[eval]`), copied in by the config loader.
+    #[serde(skip_deserializing)]
+    pub eval: SuiteConfig,
     pub optimizer: OptimConfig,
     #[serde(default)]
     pub schedule: LrSchedule,
@@ -139,6 +140,21 @@ fn default_gamma() -> f64 {
 }
 
 impl DpoConfig {
+    /// Makes relative paths relative to the config file's folder `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        self.train_file = self.train_file.as_ref().map(|p| data::relative_to(base, p));
+        self.kto_file = self.kto_file.as_ref().map(|p| data::relative_to(base, p));
+    }
+
+    pub fn cadence(&self) -> Cadence {
+        Cadence {
+            steps: self.steps,
+            log_every: self.log_every,
+            eval_every: self.eval_every,
+            seed: self.seed,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         for (key, value) in [
             ("n_train", self.n_train),
@@ -146,18 +162,12 @@ impl DpoConfig {
             ("batch_size", self.batch_size),
             ("log_every", self.log_every),
             ("eval_pairs", self.eval_pairs),
-            ("eval_per_k", self.eval_per_k),
         ] {
             if value == 0 {
                 return Err(format!("dpo.{key} must be > 0"));
             }
         }
-        if self.ks.is_empty() || self.ks.iter().any(|&k| !(2..=9).contains(&k)) {
-            return Err(format!(
-                "dpo.ks must be digit counts in 2..=9, got {:?}",
-                self.ks
-            ));
-        }
+        data::tasks::digit_sum::check_ks("dpo.ks", &self.ks)?;
         if self.pairs == PairSource::OnPolicy && self.on_policy_samples < 2 {
             return Err("dpo.on_policy_samples must be >= 2 to find a pair".into());
         }

@@ -25,13 +25,18 @@ use eval::{report_rows, DigitSumSuite};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
-use trainer::{files, Manifest, StageContext};
+use trainer::{files, Manifest, StageContext, TrainingLoop};
 
 pub use config::{DpoConfig, LossConfig, LossType, PairSource};
 use evaluate::preference_accuracy;
 use logps::{tokenize_labeled, tokenize_pairs, TokenizedPair};
 use reference::ReferenceLogps;
-use train::{DpoRun, Reference};
+use train::{PreferenceStep, Reference};
+
+/// The metrics of a compared loss variant (`compare`); the main loss's go to `metrics.jsonl`.
+pub fn variant_metrics(loss_type: LossType) -> String {
+    format!("metrics.{}.jsonl", loss_type.name())
+}
 
 pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
     let started = Instant::now();
@@ -102,41 +107,46 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
         let metrics_path = if is_main {
             ctx.out_dir.join(files::METRICS)
         } else {
-            ctx.out_dir
-                .join(format!("metrics.{}.jsonl", loss_type.name()))
+            ctx.out_dir.join(variant_metrics(loss_type))
         };
         let label = if is_main {
             ctx.stage.clone()
         } else {
             format!("{}:{}", ctx.stage, loss_type.name())
         };
-        let run = DpoRun {
-            pairs: train_pairs,
-            labels,
-            config,
-            loss: &loss,
-            pad_id: pad,
-            label: &label,
-            metrics_path: &metrics_path,
-            quiet: ctx.quiet,
-            resume: ctx.resume(loss_type.name(), &config_hash(&(config, loss_type))),
-        };
-        let policy = load_parent(ctx, &device)?;
         let reference_handle = reference.as_ref().map(|model| Reference {
             model,
             device: &ctx.device,
         });
+        let mut body = PreferenceStep::new(
+            train_pairs,
+            labels,
+            &loss,
+            config.batch_size,
+            config.precompute_ref_log_probs,
+            pad,
+            &device,
+            reference_handle,
+        )?;
+        let training = TrainingLoop {
+            label: &label,
+            cadence: config.cadence(),
+            optimizer: &config.optimizer,
+            schedule: &config.schedule,
+            metrics_path: &metrics_path,
+            resume: ctx.resume(loss_type.name(), &config_hash(&(config, loss_type))),
+            quiet: ctx.quiet,
+        };
         let suite = DigitSumSuite {
             mode: Mode::Cot,
-            ks: &config.ks,
-            per_k: config.eval_per_k,
-            seed: config.eval_seed,
+            config: &config.eval,
             tokenizer: &ctx.tokenizer,
             device: &ctx.device,
         };
         let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
-        let model = run
-            .train(policy, reference_handle, &device, &mut per_k_accuracy)?
+        let policy = load_parent(ctx, &device)?;
+        let model = training
+            .run(policy, &device, &mut body, &mut per_k_accuracy)?
             .valid();
 
         for (split, set, reference_logps) in &evaluation_sets {
@@ -215,15 +225,16 @@ fn training_pairs(
 
 /// Corrupted pairs on held-out problems, spread over the configured K.
 fn held_out_pairs(ctx: &StageContext, config: &DpoConfig) -> Result<Vec<TokenizedPair>> {
-    let per_k = config.eval_pairs.div_ceil(config.ks.len());
-    let problems: Vec<_> = config
+    let suite = &config.eval;
+    let per_k = config.eval_pairs.div_ceil(suite.ks.len());
+    let problems: Vec<_> = suite
         .ks
         .iter()
-        .flat_map(|&k| held_out_problems(k, per_k, config.eval_seed))
+        .flat_map(|&k| held_out_problems(k, per_k, suite.seed))
         .collect();
     debug_assert!(problems.iter().all(|p| p.split() == Split::HeldOut));
     tokenize_pairs(
-        &corrupted_pairs(&problems, config.eval_seed),
+        &corrupted_pairs(&problems, suite.seed),
         &ctx.tokenizer,
         ctx.model.block_size,
     )

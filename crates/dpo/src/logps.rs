@@ -3,13 +3,13 @@
 
 use anyhow::Result;
 use burn::tensor::{Device, Tensor, TensorData};
+use data::batch::tokenize_all;
 use data::batch::{PaddedBatch, TokenizedExample};
 use data::tasks::preference::{LabeledCompletion, PreferencePair};
 use data::tasks::Example;
 use data::TextTokenizer;
 use model::Gpt;
-use sft::examples::tokenize_all;
-use sft::supervised::to_tensors;
+use trainer::tensors::padded_batch;
 
 use crate::loss::SequenceLogps;
 
@@ -89,7 +89,7 @@ pub fn sequence_logps(
     device: &Device,
 ) -> SequenceLogps {
     let batch = PaddedBatch::new(examples, pad_id, true);
-    let (tokens, mask) = to_tensors(&batch, device);
+    let (tokens, mask) = padded_batch(&batch, device);
     let logits = trainer::parallel::sharded_forward(model, tokens.clone());
     let (masked, count) = logprob::masked_token_logprobs(logits, tokens, mask);
     SequenceLogps {

@@ -5,14 +5,14 @@ use burn::tensor::Device;
 use data::batch::TokenizedExample;
 use model::{checkpoint, Gpt, GptConfig};
 use trainer::resume::Resume;
-use trainer::{LrSchedule, OptimConfig, OptimizerStep};
+use trainer::{LrSchedule, OptimConfig, OptimizerStep, TrainingLoop};
 
 use crate::config::{DpoConfig, LossConfig, LossType, PairSource};
 use crate::logps::{four_pass_logps, pair_logps, TokenizedPair};
 use crate::loss::{pair_loss, PairInputs};
 use crate::reference::ReferenceLogps;
 use crate::step::pair_loss_backward;
-use crate::train::{DpoRun, Reference};
+use crate::train::{PreferenceStep, Reference};
 
 const PAD: u32 = 0;
 
@@ -173,11 +173,43 @@ fn config(loss_type: LossType, precompute: bool) -> DpoConfig {
         log_every: 1,
         eval_every: 0,
         eval_pairs: 3,
-        eval_per_k: 1,
-        eval_seed: 0,
+        eval: eval::SuiteConfig::default(),
         optimizer: OptimConfig::with_lr(1e-2),
         schedule: LrSchedule::Constant,
     }
+}
+
+/// `config.steps` steps of `config.loss` on `pairs` through the training loop, no snapshots.
+fn train(
+    config: &DpoConfig,
+    pairs: &[TokenizedPair],
+    labels: Option<&[f32]>,
+    policy: Gpt,
+    reference: Option<Reference>,
+    metrics: &std::path::Path,
+) -> anyhow::Result<Gpt> {
+    let device = Device::flex().autodiff();
+    let mut body = PreferenceStep::new(
+        pairs,
+        labels,
+        &config.loss,
+        config.batch_size,
+        config.precompute_ref_log_probs,
+        PAD,
+        &device,
+        reference,
+    )?;
+    let dir = metrics.parent().unwrap();
+    let training = TrainingLoop {
+        label: "test",
+        cadence: config.cadence(),
+        optimizer: &config.optimizer,
+        schedule: &config.schedule,
+        metrics_path: metrics,
+        resume: Resume::new(dir, "test", "x", 0, &shape()),
+        quiet: true,
+    };
+    training.run(policy, &device, &mut body, &mut |_| Ok(Vec::new()))
 }
 
 #[test]
@@ -187,29 +219,20 @@ fn reference_is_bit_identical_after_training_and_policy_moves() {
     let pairs = pairs();
     let config = config(LossType::Sigmoid, false); // the reference runs every step
     let metrics = dir.path().join("metrics.jsonl");
-    let run = DpoRun {
-        pairs: &pairs,
-        labels: None,
-        config: &config,
-        loss: &config.loss,
-        pad_id: PAD,
-        label: "test",
-        metrics_path: &metrics,
-        quiet: true,
-        resume: Resume::new(dir.path(), "test", "x", 0, &shape()),
-    };
     let plain = Device::flex();
-    let trained = run
-        .train(
-            policy,
-            Some(Reference {
-                model: &reference,
-                device: &plain,
-            }),
-            &plain.clone().autodiff(),
-            &mut |_| Ok(Vec::new()),
-        )
-        .unwrap();
+    let reference_handle = Reference {
+        model: &reference,
+        device: &plain,
+    };
+    let trained = train(
+        &config,
+        &pairs,
+        None,
+        policy,
+        Some(reference_handle),
+        &metrics,
+    )
+    .unwrap();
     // The tensor bytes of a saved checkpoint (burn writes its metadata map in no fixed order,
     // so whole files of equal weights can differ).
     let save = |model: &Gpt, name: &str| {
@@ -243,27 +266,15 @@ fn every_loss_type_trains_a_few_steps() {
         let labels = [1.0, 0.0, 1.0];
         let config = config(loss_type, true);
         let metrics = dir.path().join("metrics.jsonl");
-        let run = DpoRun {
-            pairs: &pairs,
-            labels: (loss_type == LossType::Kto).then_some(&labels[..]),
-            config: &config,
-            loss: &config.loss,
-            pad_id: PAD,
-            label: "test",
-            metrics_path: &metrics,
-            quiet: true,
-            resume: Resume::new(dir.path(), "test", "x", 0, &shape()),
-        };
         let plain = Device::flex();
         // Reference-free losses get no reference at all.
         let reference = loss_type.needs_reference().then_some(Reference {
             model: &reference,
             device: &plain,
         });
-        run.train(policy, reference, &plain.clone().autodiff(), &mut |_| {
-            Ok(Vec::new())
-        })
-        .unwrap_or_else(|e| panic!("{loss_type:?}: {e:#}"));
+        let labels = (loss_type == LossType::Kto).then_some(&labels[..]);
+        train(&config, &pairs, labels, policy, reference, &metrics)
+            .unwrap_or_else(|e| panic!("{loss_type:?}: {e:#}"));
         let rows = trainer::metrics::read_rows(&metrics).unwrap();
         let loss = rows[2]["loss"].as_f64().unwrap();
         assert!(loss.is_finite(), "{loss_type:?}");

@@ -1,43 +1,22 @@
-//! The preference-training loop: sample pairs, policy log-probs in one concatenated pass
-//! (sharded across cores, see `step`), reference log-probs from the cache (or a pass of the
-//! frozen reference), loss, step; every `log_every` steps the window's averages under TRL's
-//! metric names.
+//! The preference step: sample pairs, policy log-probs in one concatenated pass (sharded
+//! across cores, see `step`), reference log-probs from the cache (or a pass of the frozen
+//! reference), loss, update; every row the window's averages under TRL's metric names.
 
-use std::path::Path;
-use std::time::Instant;
+use std::time::Duration;
 
 use anyhow::Result;
-use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use model::Gpt;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::json;
-use sft::supervised::Evaluator;
 use trainer::parallel::shard_count;
-use trainer::resume::Resume;
-use trainer::{OptimizerStep, Progress};
+use trainer::{Row, Step, StepBody, StepReport};
 
-use crate::config::{DpoConfig, LossConfig, LossType};
+use crate::config::{LossConfig, LossType};
 use crate::logps::{host_tensor, pair_logps, to_host, TokenizedPair};
 use crate::loss::{kto_loss, PairLoss};
 use crate::reference::ReferenceLogps;
 use crate::step::{pair_loss_backward, PairStep};
-
-/// What one run trains on and with.
-pub struct DpoRun<'a> {
-    pub pairs: &'a [TokenizedPair],
-    /// KTO only: 1.0 for a desirable `chosen`, 0.0 for an undesirable one.
-    pub labels: Option<&'a [f32]>,
-    pub config: &'a DpoConfig,
-    pub loss: &'a LossConfig,
-    pub pad_id: u32,
-    pub label: &'a str,
-    pub metrics_path: &'a Path,
-    pub quiet: bool,
-    /// Snapshots for resuming this loop after a kill.
-    pub resume: Resume,
-}
 
 /// The frozen reference and the plain device it runs on (no autodiff: no graph, no gradient).
 pub struct Reference<'a> {
@@ -45,148 +24,140 @@ pub struct Reference<'a> {
     pub device: &'a Device,
 }
 
-impl DpoRun<'_> {
-    /// Trains `policy` on the autodiff `device`. `reference` is required by every loss but
-    /// SimPO and ORPO; it is only ever read. Every `eval_every` steps `evaluate` adds its
-    /// numbers to the metrics row.
-    pub fn train(
-        &self,
-        policy: Gpt,
-        reference: Option<Reference>,
-        device: &Device,
-        evaluate: &mut Evaluator,
-    ) -> Result<Gpt> {
-        let config = self.config;
-        let uses_reference = self.loss.loss_type.needs_reference();
-        let reference = if uses_reference {
+/// One preference loss's step over a fixed set of pairs.
+pub struct PreferenceStep<'a> {
+    pairs: &'a [TokenizedPair],
+    /// KTO only: 1.0 for a desirable `chosen`, 0.0 for an undesirable one.
+    labels: Option<&'a [f32]>,
+    loss: &'a LossConfig,
+    batch_size: usize,
+    pad_id: u32,
+    /// The autodiff device the policy trains on.
+    device: &'a Device,
+    reference: Option<Reference<'a>>,
+    /// The reference's log-probs of every pair, computed once (`precompute_ref_log_probs`).
+    cache: Option<ReferenceLogps>,
+    window: Window,
+}
+
+impl<'a> PreferenceStep<'a> {
+    /// `reference` is required by every loss but SimPO and ORPO; it is only ever read.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pairs: &'a [TokenizedPair],
+        labels: Option<&'a [f32]>,
+        loss: &'a LossConfig,
+        batch_size: usize,
+        precompute_ref_log_probs: bool,
+        pad_id: u32,
+        device: &'a Device,
+        reference: Option<Reference<'a>>,
+    ) -> Result<Self> {
+        let reference = if loss.loss_type.needs_reference() {
             Some(reference.ok_or_else(|| {
-                anyhow::anyhow!("loss_type {} needs a reference", self.loss.loss_type.name())
+                anyhow::anyhow!("loss_type {} needs a reference", loss.loss_type.name())
             })?)
         } else {
             None
         };
+        if loss.loss_type == LossType::Kto && labels.is_none() {
+            anyhow::bail!("kto needs labelled examples");
+        }
         let cache = match &reference {
-            Some(r) if config.precompute_ref_log_probs => {
-                let all: Vec<&TokenizedPair> = self.pairs.iter().collect();
-                Some(ReferenceLogps::compute(
-                    r.model,
-                    &all,
-                    self.pad_id,
-                    r.device,
-                ))
+            Some(r) if precompute_ref_log_probs => {
+                let all: Vec<&TokenizedPair> = pairs.iter().collect();
+                Some(ReferenceLogps::compute(r.model, &all, pad_id, r.device))
             }
             _ => None,
         };
+        Ok(Self {
+            pairs,
+            labels,
+            loss,
+            batch_size,
+            pad_id,
+            device,
+            reference,
+            cache,
+            window: Window::default(),
+        })
+    }
+}
 
-        let mut optimizer = OptimizerStep::new(&config.optimizer, &config.schedule, config.steps);
-        let mut rng = StdRng::seed_from_u64(config.seed);
-        let start = self
-            .resume
-            .start(policy, &mut optimizer, self.metrics_path, device)?;
-        let (mut policy, mut metrics) = (start.model, start.metrics);
-        // Replay the pair sampler's draws up to the resumed step.
-        for _ in 0..start.step * config.batch_size {
-            let _ = rng.random_range(0..self.pairs.len());
-        }
-        let progress = Progress::new(self.label, config.steps, self.quiet);
-        let mut window = Window::default();
-
-        for step in start.step..config.steps {
-            let indices: Vec<usize> = (0..config.batch_size)
-                .map(|_| rng.random_range(0..self.pairs.len()))
-                .collect();
-            let batch: Vec<&TokenizedPair> = indices.iter().map(|&i| &self.pairs[i]).collect();
-            let reference_logps = match (&cache, &reference) {
-                (Some(cache), _) => Some(cache.select(&indices, device)),
-                (None, Some(r)) => {
-                    let fresh = ReferenceLogps::compute(r.model, &batch, self.pad_id, r.device);
-                    Some(fresh.select(&(0..batch.len()).collect::<Vec<_>>(), device))
-                }
-                (None, None) => None,
-            };
-            let batch_labels: Option<Vec<f32>> = self
-                .labels
-                .map(|labels| indices.iter().map(|&i| labels[i]).collect());
-            let (updated, report) = match (self.loss.loss_type, &batch_labels) {
-                (LossType::Kto, Some(desirable)) => {
-                    let (chosen, rejected) = pair_logps(&policy, &batch, self.pad_id, device);
-                    let logps = (chosen.sum.clone().detach(), rejected.sum.clone().detach());
-                    let (ref_matched, ref_probe) = reference_logps.expect("kto uses a reference");
-                    // z₀: the policy's KL from the reference on mismatched probes, detached, ≥ 0.
-                    let kl = mean(rejected.sum.detach() - ref_probe).max(0.0);
-                    window.kl += kl;
-                    let out = kto_loss(
-                        self.loss.beta,
-                        chosen.sum,
-                        ref_matched,
-                        host_tensor(desirable.clone(), device),
-                        kl,
-                    );
-                    window.add(&out, logps, batch_labels.as_deref());
-                    optimizer.apply(policy, out.loss, step)?
-                }
-                (LossType::Kto, None) => anyhow::bail!("kto needs labelled examples"),
-                _ => {
-                    let PairStep { grads, out, logps } = pair_loss_backward(
-                        &policy,
-                        &batch,
-                        reference_logps,
-                        self.loss,
-                        self.pad_id,
-                        device,
-                        shard_count(device),
-                    );
-                    window.add(&out, logps, batch_labels.as_deref());
-                    optimizer.apply_grads(policy, grads, out.loss, step)?
-                }
-            };
-            policy = updated;
-
-            let done = step + 1;
-            let evaluate_now = config.eval_every > 0 && done % config.eval_every == 0;
-            if done % config.log_every == 0 || done == config.steps || evaluate_now {
-                let w = window.averages();
-                let mut row = vec![
-                    ("step", json!(done)),
-                    ("loss", json!(w.loss)),
-                    ("rewards/chosen", json!(w.chosen)),
-                    ("rewards/rejected", json!(w.rejected)),
-                    ("rewards/margins", json!(w.margin)),
-                    ("rewards/accuracies", json!(w.accuracy)),
-                    ("logps/chosen", json!(w.logps_chosen)),
-                    ("logps/rejected", json!(w.logps_rejected)),
-                    ("lr", json!(report.lr)),
-                    ("grad_norm", json!(report.grad_norm)),
-                    ("pairs_per_s", json!(w.pairs_per_s)),
-                ];
-                if self.loss.loss_type == LossType::Kto {
-                    row.push(("kl", json!(w.kl)));
-                }
-                let evaluated = if evaluate_now {
-                    evaluate(&policy.valid())?
-                } else {
-                    Vec::new()
-                };
-                for (name, value) in &evaluated {
-                    progress.println(format!("{} step {done}: {name} {value:.3}", self.label));
-                    row.push((name.as_str(), json!(value)));
-                }
-                metrics.log(&row)?;
-                progress.update(
-                    done,
-                    format!(
-                        "loss {:.4} | margin {:.3} | pref-acc {:.2}",
-                        w.loss, w.margin, w.accuracy
-                    ),
-                );
-                window = Window::default();
+impl StepBody for PreferenceStep<'_> {
+    fn step(&mut self, policy: Gpt, step: &mut Step) -> Result<Gpt> {
+        let device = self.device;
+        let indices: Vec<usize> = (0..self.batch_size)
+            .map(|_| step.rng.random_range(0..self.pairs.len()))
+            .collect();
+        let batch: Vec<&TokenizedPair> = indices.iter().map(|&i| &self.pairs[i]).collect();
+        let reference_logps = match (&self.cache, &self.reference) {
+            (Some(cache), _) => Some(cache.select(&indices, device)),
+            (None, Some(r)) => {
+                let fresh = ReferenceLogps::compute(r.model, &batch, self.pad_id, r.device);
+                Some(fresh.select(&(0..batch.len()).collect::<Vec<_>>(), device))
             }
-            self.resume
-                .save_if_due(done, config.steps, &policy, &optimizer, &metrics)?;
-        }
-        progress.finish();
-        self.resume.finish();
+            (None, None) => None,
+        };
+        let batch_labels: Option<Vec<f32>> = self
+            .labels
+            .map(|labels| indices.iter().map(|&i| labels[i]).collect());
+        let (policy, report) = match &batch_labels {
+            Some(desirable) if self.loss.loss_type == LossType::Kto => {
+                let (chosen, rejected) = pair_logps(&policy, &batch, self.pad_id, device);
+                let logps = (chosen.sum.clone().detach(), rejected.sum.clone().detach());
+                let (ref_matched, ref_probe) = reference_logps.expect("kto uses a reference");
+                // z₀: the policy's KL from the reference on mismatched probes, detached, ≥ 0.
+                let kl = mean(rejected.sum.detach() - ref_probe).max(0.0);
+                self.window.kl += kl;
+                let out = kto_loss(
+                    self.loss.beta,
+                    chosen.sum,
+                    ref_matched,
+                    host_tensor(desirable.clone(), device),
+                    kl,
+                );
+                self.window.add(&out, logps, batch_labels.as_deref());
+                step.update(policy, out.loss)?
+            }
+            _ => {
+                let PairStep { grads, out, logps } = pair_loss_backward(
+                    &policy,
+                    &batch,
+                    reference_logps,
+                    self.loss,
+                    self.pad_id,
+                    device,
+                    shard_count(device),
+                );
+                self.window.add(&out, logps, batch_labels.as_deref());
+                step.update_with_grads(policy, grads, out.loss)?
+            }
+        };
+        self.window.last = Some(report);
         Ok(policy)
+    }
+
+    fn row(&mut self, elapsed: Duration) -> Row {
+        let w = std::mem::take(&mut self.window).averages(elapsed);
+        let mut row = Row::new(format!(
+            "loss {:.4} | margin {:.3} | pref-acc {:.2}",
+            w.loss, w.margin, w.accuracy
+        ));
+        row.push("loss", w.loss);
+        row.push("rewards/chosen", w.chosen);
+        row.push("rewards/rejected", w.rejected);
+        row.push("rewards/margins", w.margin);
+        row.push("rewards/accuracies", w.accuracy);
+        row.push("logps/chosen", w.logps_chosen);
+        row.push("logps/rejected", w.logps_rejected);
+        row.push("lr", json!(w.lr));
+        row.push("grad_norm", json!(w.grad_norm));
+        row.push("pairs_per_s", w.pairs_per_s);
+        if self.loss.loss_type == LossType::Kto {
+            row.push("kl", w.kl);
+        }
+        row
     }
 }
 
@@ -195,13 +166,13 @@ fn mean(t: Tensor<1>) -> f64 {
 }
 
 /// Running sums over the steps since the last metrics row (TRL logs window averages).
+#[derive(Default)]
 struct Window {
     steps: usize,
     pairs: usize,
     /// Rows behind `chosen`/`rejected` (pairs, or KTO's desirable/undesirable rows).
     n_chosen: usize,
     n_rejected: usize,
-    started: Instant,
     loss: f64,
     chosen: f64,
     rejected: f64,
@@ -209,25 +180,8 @@ struct Window {
     logps_chosen: f64,
     logps_rejected: f64,
     kl: f64,
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Self {
-            steps: 0,
-            pairs: 0,
-            n_chosen: 0,
-            n_rejected: 0,
-            started: Instant::now(),
-            loss: 0.0,
-            chosen: 0.0,
-            rejected: 0.0,
-            correct: 0,
-            logps_chosen: 0.0,
-            logps_rejected: 0.0,
-            kl: 0.0,
-        }
-    }
+    /// The window's last update, for `lr` and the pre-clip `grad_norm`.
+    last: Option<StepReport>,
 }
 
 struct Averages {
@@ -240,6 +194,8 @@ struct Averages {
     logps_rejected: f64,
     kl: f64,
     pairs_per_s: f64,
+    lr: Option<f64>,
+    grad_norm: Option<f32>,
 }
 
 impl Window {
@@ -286,7 +242,7 @@ impl Window {
         }
     }
 
-    fn averages(&self) -> Averages {
+    fn averages(&self, elapsed: Duration) -> Averages {
         let pairs = self.pairs.max(1) as f64;
         let steps = self.steps.max(1) as f64;
         let n_chosen = self.n_chosen.max(1) as f64;
@@ -300,7 +256,9 @@ impl Window {
             logps_chosen: self.logps_chosen / n_chosen,
             logps_rejected: self.logps_rejected / n_rejected,
             kl: self.kl / steps,
-            pairs_per_s: self.pairs as f64 / self.started.elapsed().as_secs_f64(),
+            pairs_per_s: self.pairs as f64 / elapsed.as_secs_f64(),
+            lr: self.last.map(|r| r.lr),
+            grad_norm: self.last.map(|r| r.grad_norm),
         }
     }
 }

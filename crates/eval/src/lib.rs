@@ -134,13 +134,44 @@ pub fn evaluate_digit_sum(
     Ok(rows)
 }
 
+/// `[eval]` in `pipeline.toml`: the held-out digit-sum problems that CoT-SFT, DPO and RLVR
+/// all measure on, so their tables compare. The config loader copies it into each of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteConfig {
+    /// Digit counts evaluated.
+    pub ks: Vec<usize>,
+    /// Held-out problems per K.
+    pub per_k: usize,
+    /// Which held-out problems are drawn.
+    pub seed: u64,
+}
+
+impl Default for SuiteConfig {
+    fn default() -> Self {
+        Self {
+            ks: vec![2, 3, 4, 5, 6],
+            per_k: 200,
+            seed: 1,
+        }
+    }
+}
+
+impl SuiteConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        data::tasks::digit_sum::check_ks("eval.ks", &self.ks)?;
+        if self.per_k == 0 {
+            return Err("eval.per_k must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
 /// One held-out digit-sum evaluation, fixed once per stage and run on any checkpoint: the
 /// same problems every time, so numbers during and after training compare.
 pub struct DigitSumSuite<'a> {
     pub mode: Mode,
-    pub ks: &'a [usize],
-    pub per_k: usize,
-    pub seed: u64,
+    pub config: &'a SuiteConfig,
     pub tokenizer: &'a TextTokenizer,
     /// Where evaluation runs: the plain device, off the autodiff graph.
     pub device: &'a Device,
@@ -153,9 +184,9 @@ impl DigitSumSuite<'_> {
             model,
             self.tokenizer,
             self.mode,
-            self.ks,
-            self.per_k,
-            self.seed,
+            &self.config.ks,
+            self.config.per_k,
+            self.config.seed,
             self.device,
         )
     }

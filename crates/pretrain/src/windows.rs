@@ -21,14 +21,6 @@ pub fn random_windows(
     to_tensor(&windows, device)
 }
 
-/// Advances `rng` exactly as one [`random_windows`] call over `n_ids` tokens would, without
-/// building the batch: how a resumed run gets back to the same random stream.
-pub fn skip_windows(n_ids: usize, len: usize, batch: usize, rng: &mut StdRng) {
-    for _ in 0..batch {
-        let _ = rng.random_range(0..=n_ids - len);
-    }
-}
-
 /// `n_batches` batches of windows spread evenly over the validation tokens: the same
 /// windows at every evaluation, so validation curves compare like with like.
 pub fn validation_windows(

@@ -1,11 +1,12 @@
+use eval::SuiteConfig;
 use serde::{Deserialize, Serialize};
-use trainer::{LrSchedule, OptimConfig};
+use trainer::{Cadence, LrSchedule, OptimConfig};
 
 /// `[rlvr]` in `pipeline.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RlvrConfig {
-    /// Digit counts of the prompts (and of the evaluation).
+    /// Digit counts of the prompts.
     pub ks: Vec<usize>,
     /// Train-split problems the prompts are drawn from.
     pub n_prompts: usize,
@@ -25,24 +26,33 @@ pub struct RlvrConfig {
     pub steps: usize,
     pub seed: u64,
     pub log_every: usize,
-    /// Held-out accuracy per K every this many steps; 0 = only after training.
+    /// Held-out accuracy per K every this many steps and at the last; 0 = only after training.
     #[serde(default)]
     pub eval_every: usize,
-    pub eval_per_k: usize,
-    pub eval_seed: u64,
+    /// The held-out suite (`[eval]`), copied in by the config loader.
+    #[serde(skip_deserializing)]
+    pub eval: SuiteConfig,
     pub optimizer: OptimConfig,
     #[serde(default)]
     pub schedule: LrSchedule,
 }
 
 impl RlvrConfig {
+    pub fn cadence(&self) -> Cadence {
+        Cadence {
+            steps: self.steps,
+            log_every: self.log_every,
+            eval_every: self.eval_every,
+            seed: self.seed,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         for (key, value) in [
             ("n_prompts", self.n_prompts),
             ("prompts_per_step", self.prompts_per_step),
             ("steps", self.steps),
             ("log_every", self.log_every),
-            ("eval_per_k", self.eval_per_k),
         ] {
             if value == 0 {
                 return Err(format!("rlvr.{key} must be > 0"));
@@ -54,12 +64,7 @@ impl RlvrConfig {
                 self.group_size
             ));
         }
-        if self.ks.is_empty() || self.ks.iter().any(|&k| !(2..=9).contains(&k)) {
-            return Err(format!(
-                "rlvr.ks must be digit counts in 2..=9, got {:?}",
-                self.ks
-            ));
-        }
+        data::tasks::digit_sum::check_ks("rlvr.ks", &self.ks)?;
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err(format!(
                 "rlvr.temperature must be > 0, got {}",

@@ -19,10 +19,13 @@ use eval::{report_rows, DigitSumSuite};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
-use trainer::{files, Manifest, StageContext};
+use trainer::{files, Manifest, StageContext, TrainingLoop};
 
 pub use config::RlvrConfig;
-use train::GrpoRun;
+use train::GrpoStep;
+
+/// `eval.json`'s `mode` for the parent's rows, measured before training.
+pub const PARENT_MODE: &str = "parent";
 
 pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
     let started = Instant::now();
@@ -34,9 +37,7 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
 
     let suite = DigitSumSuite {
         mode: Mode::Cot,
-        ks: &config.ks,
-        per_k: config.eval_per_k,
-        seed: config.eval_seed,
+        config: &config.eval,
         tokenizer: &ctx.tokenizer,
         device: &ctx.device,
     };
@@ -44,29 +45,38 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
 
     // The reference on the plain device: no autodiff, so nothing can ever update it.
     let reference = load_parent(ctx, &ctx.device)?;
-    let run = GrpoRun {
-        problems: &problems,
-        tokenizer: &ctx.tokenizer,
+    let verifier = GrpoStep::verifier(config);
+    let mut body = GrpoStep::new(
+        &problems,
+        &ctx.tokenizer,
         config,
-        pad_id: pad,
+        &verifier,
+        pad,
+        &reference,
+        &ctx.device,
+        &device,
+    );
+    let training = TrainingLoop {
         label: &ctx.stage,
+        cadence: config.cadence(),
+        optimizer: &config.optimizer,
+        schedule: &config.schedule,
         metrics_path: &ctx.out_dir.join(files::METRICS),
-        quiet: ctx.quiet,
         resume: ctx.resume("rlvr", &config_hash(config)),
+        quiet: ctx.quiet,
     };
-    let model = run
-        .train(
+    let model = training
+        .run(
             load_parent(ctx, &device)?,
-            &reference,
-            &ctx.device,
             &device,
+            &mut body,
             &mut per_k_accuracy,
         )?
         .valid();
 
     let mut rows = suite.rows(&reference)?;
     for row in &mut rows {
-        row.mode = "parent".into();
+        row.mode = PARENT_MODE.into();
     }
     rows.extend(suite.rows(&model)?);
     report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;

@@ -4,7 +4,7 @@
 use burn::tensor::Device;
 use data::batch::{PaddedBatch, TokenizedExample};
 use model::{checkpoint, Gpt, GptConfig};
-use sft::supervised::to_tensors;
+use trainer::tensors::padded_batch;
 use trainer::{LrSchedule, OptimConfig, OptimizerStep};
 
 use crate::advantage::group_advantages;
@@ -37,7 +37,7 @@ fn logp(model: &Gpt, r: &Rollout, device: &Device) -> f32 {
         completion: r.completion.clone(),
     };
     let batch = PaddedBatch::new(&[&example], 0, true);
-    let (tokens, mask) = to_tensors(&batch, device);
+    let (tokens, mask) = padded_batch(&batch, device);
     logprob::gather_logprobs(model.forward(tokens.clone()), tokens, mask).into_scalar::<f32>()
 }
 

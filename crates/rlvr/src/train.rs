@@ -1,10 +1,9 @@
-//! The GRPO loop, top to bottom: draw prompts, sample a group of rollouts per prompt from
+//! The GRPO step, top to bottom: draw prompts, sample a group of rollouts per prompt from
 //! the current policy, reward them with the verifier, turn rewards into group advantages
 //! (skipping dead groups), then one gradient step on
 //! −(1/K) Σ A·log πθ(y|x) + β·KL(πθ‖πref) over the response tokens.
 
-use std::path::Path;
-use std::time::Instant;
+use std::time::Duration;
 
 use anyhow::Result;
 use burn::module::Module;
@@ -13,171 +12,167 @@ use data::batch::{PaddedBatch, TokenizedExample};
 use data::tasks::digit_sum::DigitSum;
 use data::TextTokenizer;
 use model::Gpt;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use serde_json::json;
-use sft::supervised::{to_tensors, Evaluator};
-use trainer::resume::Resume;
-use trainer::{OptimizerStep, Progress, StepReport};
+use rand::Rng;
+use serde_json::{json, Value};
+use trainer::tensors::padded_batch;
+use trainer::{Row, Step, StepBody, StepReport};
 
 use crate::advantage::{group_advantages, group_std};
 use crate::config::RlvrConfig;
 use crate::reward::reward;
 use crate::rollout::{rollouts, Rollout, RolloutOptions};
 
-pub struct GrpoRun<'a> {
+/// How a completion is scored: the verifier (with the configured partial credit) in
+/// training; tests can put in their own.
+pub type RewardFn<'a> = dyn Fn(&DigitSum, &str) -> f64 + 'a;
+
+pub struct GrpoStep<'a> {
     pub problems: &'a [DigitSum],
     pub tokenizer: &'a TextTokenizer,
     pub config: &'a RlvrConfig,
+    pub reward: &'a RewardFn<'a>,
     pub pad_id: u32,
-    pub label: &'a str,
-    pub metrics_path: &'a Path,
-    pub quiet: bool,
-    /// Snapshots for resuming this loop after a kill.
-    pub resume: Resume,
+    /// The frozen reference, on the plain device (no autodiff, so nothing can update it).
+    pub reference: &'a Gpt,
+    pub plain: &'a Device,
+    /// The autodiff device the policy trains on.
+    pub device: &'a Device,
+    /// The running mean of the reward (carried across a resume).
+    pub reward_ema: Option<f64>,
+    window: Window,
 }
 
-impl GrpoRun<'_> {
-    /// Trains `policy` (autodiff `device`) against the frozen `reference` (plain `device`).
-    pub fn train(
-        &self,
-        policy: Gpt,
-        reference: &Gpt,
-        plain: &Device,
-        device: &Device,
-        evaluate: &mut Evaluator,
-    ) -> Result<Gpt> {
+impl<'a> GrpoStep<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        problems: &'a [DigitSum],
+        tokenizer: &'a TextTokenizer,
+        config: &'a RlvrConfig,
+        reward: &'a RewardFn<'a>,
+        pad_id: u32,
+        reference: &'a Gpt,
+        plain: &'a Device,
+        device: &'a Device,
+    ) -> Self {
+        Self {
+            problems,
+            tokenizer,
+            config,
+            reward,
+            pad_id,
+            reference,
+            plain,
+            device,
+            reward_ema: None,
+            window: Window::default(),
+        }
+    }
+
+    /// The verifier's reward with the configured partial credit.
+    pub fn verifier(config: &RlvrConfig) -> impl Fn(&DigitSum, &str) -> f64 + '_ {
+        move |problem, completion| reward(problem, completion, config.partial_credit)
+    }
+}
+
+impl StepBody for GrpoStep<'_> {
+    fn step(&mut self, policy: Gpt, step: &mut Step) -> Result<Gpt> {
         let config = self.config;
         let k = config.group_size;
-        let mut optimizer = OptimizerStep::new(&config.optimizer, &config.schedule, config.steps);
-        let start = self
-            .resume
-            .start(policy, &mut optimizer, self.metrics_path, device)?;
-        let (mut policy, mut metrics) = (start.model, start.metrics);
-        // The reward EMA carries on from the last logged row of a resumed run.
-        let mut reward_ema: Option<f64> = trainer::metrics::read_rows(self.metrics_path)
-            .ok()
-            .and_then(|rows| rows.last()?.get("reward_ema")?.as_f64())
-            .filter(|_| start.step > 0);
-        let progress = Progress::new(self.label, config.steps, self.quiet);
-        let mut window = Window::default();
-        let mut window_start = Instant::now();
+        // 1. Prompts and rollouts from the current policy (no graph while sampling).
+        let picked: Vec<&DigitSum> = (0..config.prompts_per_step)
+            .map(|_| &self.problems[step.rng.random_range(0..self.problems.len())])
+            .collect();
+        let prompts: Vec<String> = picked.iter().map(|p| p.prompt()).collect();
+        let sampled = rollouts(
+            &policy.valid(),
+            self.tokenizer,
+            &prompts,
+            RolloutOptions {
+                group_size: k,
+                temperature: config.temperature,
+                top_k: config.top_k,
+            },
+            &mut step.rng,
+            self.plain,
+        )?;
 
-        for step in start.step..config.steps {
-            // Each step's randomness (prompts and sampling) comes from its own seed, so a
-            // resumed run draws exactly what the uninterrupted one would have.
-            let mut rng = StdRng::seed_from_u64(
-                config
-                    .seed
-                    .wrapping_add((step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-            );
-            // 1. Prompts and rollouts from the current policy (no graph while sampling).
-            let picked: Vec<&DigitSum> = (0..config.prompts_per_step)
-                .map(|_| &self.problems[rng.random_range(0..self.problems.len())])
-                .collect();
-            let prompts: Vec<String> = picked.iter().map(|p| p.prompt()).collect();
-            let sampled = rollouts(
-                &policy.valid(),
-                self.tokenizer,
-                &prompts,
-                RolloutOptions {
-                    group_size: k,
-                    temperature: config.temperature,
-                    top_k: config.top_k,
-                },
-                &mut rng,
-                plain,
-            )?;
-
-            // 2. Verifier rewards, group advantages; dead groups are counted and skipped.
-            let rewards: Vec<f64> = sampled
-                .iter()
-                .map(|r| reward(picked[r.prompt_index], &r.text, config.partial_credit))
-                .collect();
-            let mut live: Vec<(&Rollout, f64)> = Vec::new();
-            for (group, group_rewards) in sampled.chunks(k).zip(rewards.chunks(k)) {
-                let advantages = group_advantages(group_rewards);
-                window.add_group(group, group_rewards, advantages.is_none());
-                if let Some(advantages) = advantages {
-                    live.extend(group.iter().zip(advantages));
-                }
+        // 2. Verifier rewards, group advantages; dead groups are counted and skipped.
+        let rewards: Vec<f64> = sampled
+            .iter()
+            .map(|r| (self.reward)(picked[r.prompt_index], &r.text))
+            .collect();
+        let mut live: Vec<(&Rollout, f64)> = Vec::new();
+        for (group, group_rewards) in sampled.chunks(k).zip(rewards.chunks(k)) {
+            let advantages = group_advantages(group_rewards);
+            self.window
+                .add_group(group, group_rewards, advantages.is_none());
+            if let Some(advantages) = advantages {
+                live.extend(group.iter().zip(advantages));
             }
-            let mean_reward = rewards.iter().sum::<f64>() / rewards.len() as f64;
-            let ema = reward_ema.map_or(mean_reward, |e| 0.9 * e + 0.1 * mean_reward);
-            reward_ema = Some(ema);
-
-            // 3. One policy-gradient step on the live groups.
-            if !live.is_empty() {
-                let (loss, kl) = grpo_loss(
-                    &policy,
-                    reference,
-                    &live,
-                    k,
-                    config.beta,
-                    self.pad_id,
-                    plain,
-                    device,
-                );
-                window.kl.push(kl);
-                let (updated, step_report) = optimizer.apply(policy, loss, step)?;
-                policy = updated;
-                window.loss.push(step_report.loss as f64);
-                window.last_report = Some(step_report);
-            }
-
-            let done = step + 1;
-            let evaluate_now = config.eval_every > 0 && done % config.eval_every == 0;
-            if done % config.log_every == 0 || done == config.steps || evaluate_now {
-                let w = window.averages();
-                let mut row: Vec<(String, serde_json::Value)> = vec![
-                    ("step".into(), json!(done)),
-                    ("reward".into(), json!(w.reward)),
-                    ("reward_ema".into(), json!(ema)),
-                    ("reward_std".into(), json!(w.reward_std)),
-                    ("frac_reward_zero_std".into(), json!(w.dead_rate)),
-                    ("kl".into(), json!(w.kl)),
-                    ("loss".into(), json!(w.loss)),
-                    ("completions/mean_length".into(), json!(w.mean_length)),
-                    ("completions/clipped_ratio".into(), json!(w.clipped_ratio)),
-                    // Sampled tokens per second of the whole step (rollouts, rewards, update).
-                    (
-                        "tokens_per_s".into(),
-                        json!(
-                            w.mean_length * w.rollouts as f64
-                                / window_start.elapsed().as_secs_f64()
-                        ),
-                    ),
-                    // Steps in the window that updated (a step whose groups all died does not).
-                    ("updates".into(), json!(w.updates)),
-                    ("lr".into(), json!(w.last_report.map(|r| r.lr))),
-                    (
-                        "grad_norm".into(),
-                        json!(w.last_report.map(|r| r.grad_norm)),
-                    ),
-                ];
-                if evaluate_now {
-                    for (name, value) in evaluate(&policy.valid())? {
-                        progress.println(format!("{} step {done}: {name} {value:.3}", self.label));
-                        row.push((name, json!(value)));
-                    }
-                }
-                metrics.log(&row)?;
-                progress.update(
-                    done,
-                    format!(
-                        "reward {:.3} (ema {ema:.3}) | dead {:.2} | kl {:.4}",
-                        w.reward, w.dead_rate, w.kl
-                    ),
-                );
-                window = Window::default();
-                window_start = Instant::now();
-            }
-            self.resume
-                .save_if_due(done, config.steps, &policy, &optimizer, &metrics)?;
         }
-        progress.finish();
-        self.resume.finish();
+        let mean_reward = rewards.iter().sum::<f64>() / rewards.len() as f64;
+        self.reward_ema = Some(
+            self.reward_ema
+                .map_or(mean_reward, |e| 0.9 * e + 0.1 * mean_reward),
+        );
+
+        // 3. One policy-gradient step on the live groups.
+        if live.is_empty() {
+            return Ok(policy);
+        }
+        let (loss, kl) = grpo_loss(
+            &policy,
+            self.reference,
+            &live,
+            k,
+            config.beta,
+            self.pad_id,
+            self.plain,
+            self.device,
+        );
+        self.window.kl.push(kl);
+        let (policy, report) = step.update(policy, loss)?;
+        self.window.loss.push(report.loss as f64);
+        self.window.last_report = Some(report);
         Ok(policy)
+    }
+
+    fn row(&mut self, elapsed: Duration) -> Row {
+        let w = std::mem::take(&mut self.window).averages();
+        let ema = self.reward_ema.unwrap_or(f64::NAN);
+        let mut row = Row::new(format!(
+            "reward {:.3} (ema {ema:.3}) | dead {:.2} | kl {:.4}",
+            w.reward,
+            w.dead_rate,
+            w.kl.unwrap_or(f64::NAN)
+        ));
+        row.push("reward", w.reward);
+        row.push("reward_ema", json!(self.reward_ema));
+        row.push("reward_std", w.reward_std);
+        row.push("frac_reward_zero_std", w.dead_rate);
+        row.push("kl", json!(w.kl));
+        row.push("loss", json!(w.loss));
+        row.push("completions/mean_length", w.mean_length);
+        row.push("completions/clipped_ratio", w.clipped_ratio);
+        // Sampled tokens per second of the whole step (rollouts, rewards, update).
+        row.push(
+            "tokens_per_s",
+            w.mean_length * w.rollouts as f64 / elapsed.as_secs_f64(),
+        );
+        // Steps in the window that updated (a step whose groups all died does not).
+        row.push("updates", w.updates);
+        row.push("lr", json!(w.last_report.map(|r| r.lr)));
+        row.push("grad_norm", json!(w.last_report.map(|r| r.grad_norm)));
+        row
+    }
+
+    fn state(&self) -> Value {
+        json!({ "reward_ema": self.reward_ema })
+    }
+
+    fn restore(&mut self, state: &Value) -> Result<()> {
+        self.reward_ema = state["reward_ema"].as_f64();
+        Ok(())
     }
 }
 
@@ -200,8 +195,9 @@ struct Averages {
     reward: f64,
     reward_std: f64,
     dead_rate: f64,
-    kl: f64,
-    loss: f64,
+    /// `None` when no step of the window updated (every group dead): a mean of nothing.
+    kl: Option<f64>,
+    loss: Option<f64>,
     mean_length: f64,
     clipped_ratio: f64,
     rollouts: usize,
@@ -234,8 +230,8 @@ impl Window {
             reward: mean(&self.rewards),
             reward_std: mean(&self.group_stds),
             dead_rate: self.dead_groups as f64 / self.groups.max(1) as f64,
-            kl: mean(&self.kl),
-            loss: mean(&self.loss),
+            kl: (!self.kl.is_empty()).then(|| mean(&self.kl)),
+            loss: (!self.loss.is_empty()).then(|| mean(&self.loss)),
             mean_length: mean(&lengths),
             clipped_ratio: self.clipped as f64 / self.lengths.len().max(1) as f64,
             rollouts: self.lengths.len(),
@@ -268,13 +264,13 @@ pub fn grpo_loss(
         .collect();
     let refs: Vec<&TokenizedExample> = examples.iter().collect();
     let batch = PaddedBatch::new(&refs, pad_id, true);
-    let (tokens, mask) = to_tensors(&batch, device);
+    let (tokens, mask) = padded_batch(&batch, device);
 
     let (policy_tokens, _) =
         logprob::masked_token_logprobs(policy.forward(tokens.clone()), tokens, mask.clone());
     let response = logprob::shifted_mask(mask);
     // The frozen reference runs on the plain device: no graph, no gradient.
-    let (plain_tokens, plain_mask) = to_tensors(&batch, plain);
+    let (plain_tokens, plain_mask) = padded_batch(&batch, plain);
     let (reference_tokens, _) = logprob::masked_token_logprobs(
         trainer::parallel::sharded_forward(reference, plain_tokens.clone()),
         plain_tokens,

@@ -1,8 +1,8 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::supervised::SupervisedConfig;
+use trainer::supervised::SupervisedConfig;
 
 /// `[sft]` in `pipeline.toml` (lesson 03).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +22,13 @@ pub struct SftConfig {
 }
 
 impl SftConfig {
+    /// Makes relative paths relative to the config file's folder `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        self.words = data::relative_to(base, &self.words);
+        self.train_file = self.train_file.as_ref().map(|p| data::relative_to(base, p));
+        self.eval_file = self.eval_file.as_ref().map(|p| data::relative_to(base, p));
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         self.train.validate("sft.train")
     }

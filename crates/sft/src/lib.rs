@@ -3,25 +3,35 @@
 //! steps, with both held-out accuracies side by side.
 
 mod config;
-pub mod examples;
-pub mod supervised;
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::module::Module;
+use data::batch::tokenize_all;
+use data::jsonl::load_or_generate;
 use data::split::Split;
 use data::tasks::reverse;
-use data::tokenizer::PAD;
 use eval::{evaluate_exact_match, evaluate_reverse, report_rows, EvalRow};
+use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
+use trainer::supervised::{SupervisedConfig, SupervisedRun};
 use trainer::{files, Manifest, StageContext};
 
 pub use config::SftConfig;
-use examples::{load_or_generate, tokenize_all};
-use model::Gpt;
-use supervised::{SupervisedConfig, SupervisedRun};
+
+/// The metrics of the ablation twin (the main run's go to `metrics.jsonl`).
+pub const ABLATION_METRICS: &str = "metrics.unmasked.jsonl";
+
+/// What a loop is called in metrics files, snapshots and `eval.json`'s `mode`.
+pub fn mask_label(mask_prompt: bool) -> &'static str {
+    if mask_prompt {
+        "masked"
+    } else {
+        "unmasked"
+    }
+}
 
 pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
     let started = Instant::now();
@@ -35,7 +45,6 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
     })?;
     let tokenized = tokenize_all(&train, &ctx.tokenizer, ctx.model.block_size)?;
     let held_out = reverse::held_out_words(&words);
-    let pad = ctx.tokenizer.symbol_id(PAD)?;
 
     // The run itself, from the parent's final weights, and the ablation: identical but for the mask.
     let device = ctx.device.clone().autodiff();
@@ -45,31 +54,35 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
         .chain(config.ablation.then_some(!config.train.mask_prompt));
     for mask_prompt in variants {
         let label = mask_label(mask_prompt);
+        let is_main = mask_prompt == config.train.mask_prompt;
         let train_config = SupervisedConfig {
             mask_prompt,
             ..config.train.clone()
         };
-        let is_main = mask_prompt == config.train.mask_prompt;
-        let metrics_path = if is_main {
-            ctx.out_dir.join(files::METRICS)
+        let metrics_path = ctx.out_dir.join(if is_main {
+            files::METRICS
         } else {
-            ctx.out_dir.join(format!("metrics.{label}.jsonl"))
-        };
+            ABLATION_METRICS
+        });
         let run = SupervisedRun {
-            examples: &tokenized,
-            pad_id: pad,
-            config: &train_config,
+            name: label,
             label: if is_main { &ctx.stage } else { label },
+            examples: &tokenized,
+            config: &train_config,
             metrics_path: &metrics_path,
-            quiet: ctx.quiet,
-            resume: ctx.resume(label, &config_hash(&(config, mask_prompt))),
+            settings_hash: &config_hash(&(config, mask_prompt)),
         };
         let mut held_out_accuracy = |model: &Gpt| {
             let row = evaluate_reverse(model, &ctx.tokenizer, &held_out, label, &ctx.device)?;
             Ok(vec![("eval/accuracy".to_string(), row.accuracy)])
         };
         let model = run
-            .train(load_parent(ctx, &device)?, &device, &mut held_out_accuracy)?
+            .train(
+                ctx,
+                load_parent(ctx, &device)?,
+                &device,
+                &mut held_out_accuracy,
+            )?
             .valid();
         rows.extend(evaluate(ctx, config, &model, &held_out, label)?);
         if is_main {
@@ -88,18 +101,10 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
     )
 }
 
-fn mask_label(mask_prompt: bool) -> &'static str {
-    if mask_prompt {
-        "masked"
-    } else {
-        "unmasked"
-    }
-}
-
 fn evaluate(
     ctx: &StageContext,
     config: &SftConfig,
-    model: &model::Gpt,
+    model: &Gpt,
     held_out: &[String],
     label: &str,
 ) -> Result<Vec<EvalRow>> {

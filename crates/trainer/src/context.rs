@@ -22,6 +22,8 @@ pub struct StageContext {
     pub quiet: bool,
     /// Training-state snapshot interval in steps, for resuming a killed stage (0 = never).
     pub checkpoint_every: usize,
+    /// Tests of resuming only: stop each loop after its first snapshot at or after this step.
+    pub interrupt_after: Option<usize>,
 }
 
 impl StageContext {
@@ -41,6 +43,7 @@ impl StageContext {
             self.checkpoint_every,
             &self.model,
         )
+        .interrupt_after(self.interrupt_after)
     }
 }
 

@@ -1,10 +1,12 @@
-//! The loop pieces every stage shares: AdamW with PyTorch's conventions, global-norm
+//! What every stage shares: the one training-loop driver (`driver`: resume, cadence,
+//! metrics rows, snapshots, each step's randomness from (seed, step)), the supervised step
+//! SFT and CoT-SFT both run (`supervised`), AdamW with PyTorch's conventions, global-norm
 //! gradient clipping, the LR schedule, the optimizer step with its NaN guard, the metrics
-//! sink, the progress bar and the stage manifest. Each stage writes its own loop from these,
-//! so the loop stays readable top to bottom in the stage crate.
+//! sink, the progress bar and the stage manifest. A stage writes only its step body.
 
 pub mod clip;
 pub mod context;
+pub mod driver;
 pub mod files;
 pub mod flat_adamw;
 pub mod manifest;
@@ -17,8 +19,11 @@ pub mod progress;
 pub mod resume;
 pub mod schedule;
 pub mod step;
+pub mod supervised;
+pub mod tensors;
 
 pub use context::StageContext;
+pub use driver::{Cadence, Evaluator, Row, Step, StepBody, TrainingLoop};
 pub use manifest::Manifest;
 pub use metrics::MetricsSink;
 pub use optim::OptimConfig;

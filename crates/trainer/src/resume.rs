@@ -1,6 +1,7 @@
-//! Resumable training: every `every` steps a loop snapshots its model (with parameter ids),
-//! optimizer state, step and metrics position into `resume-LABEL/` beside its outputs. A
-//! rerun of the killed stage restores the newest snapshot, so at most one interval is lost.
+//! Resumable training: about every `every` steps a loop snapshots its model (with parameter
+//! ids), optimizer state, step, metrics position and its step body's own state into
+//! `resume-LABEL/` beside its outputs. A rerun of the killed stage restores the newest
+//! snapshot, so at most one interval (plus one logging window) is lost.
 //! The snapshot is written to a temporary folder and swapped in, so a kill mid-write leaves
 //! the previous one usable. A finished loop deletes its snapshot.
 
@@ -25,6 +26,9 @@ struct Snapshot {
     config_hash: String,
     /// Rows of metrics.jsonl written up to this step.
     metrics_rows: usize,
+    /// What the step body needs besides weights and optimizer (`StepBody::state`).
+    #[serde(default)]
+    body_state: serde_json::Value,
 }
 
 pub struct Resume {
@@ -32,6 +36,7 @@ pub struct Resume {
     config_hash: String,
     every: usize,
     model: GptConfig,
+    interrupt_after: Option<usize>,
 }
 
 /// Where a loop starts: step 0 with a fresh metrics file, or a restored snapshot.
@@ -39,6 +44,8 @@ pub struct Start {
     pub model: Gpt,
     pub step: usize,
     pub metrics: MetricsSink,
+    /// The step body's saved state (`Null` at step 0).
+    pub body_state: serde_json::Value,
 }
 
 impl Resume {
@@ -56,7 +63,15 @@ impl Resume {
             config_hash: config_hash.to_string(),
             every,
             model: model.clone(),
+            interrupt_after: None,
         }
+    }
+
+    /// For tests of resuming: stop the loop with an error right after the first snapshot at
+    /// or after step `step`, as a kill would, but at a known point.
+    pub fn interrupt_after(mut self, step: Option<usize>) -> Self {
+        self.interrupt_after = step;
+        self
     }
 
     /// The snapshot folder, or the previous one if a swap was interrupted.
@@ -88,6 +103,7 @@ impl Resume {
                     model: restored,
                     step: snapshot.step,
                     metrics: MetricsSink::resume(metrics_path, snapshot.metrics_rows)?,
+                    body_state: snapshot.body_state,
                 });
             }
             eprintln!(
@@ -99,22 +115,25 @@ impl Resume {
             model,
             step: 0,
             metrics: MetricsSink::create(metrics_path)?,
+            body_state: serde_json::Value::Null,
         })
     }
 
-    /// Snapshots after step `done` when it is due (never after the last step: the stage's
-    /// own checkpoint follows).
-    pub fn save_if_due(
+    /// Whether a snapshot is due after step `done`: `every` steps or more since the one
+    /// after step `last` (never after the last step: the stage's own checkpoint follows).
+    pub fn is_due(&self, last: usize, done: usize, total: usize) -> bool {
+        self.every > 0 && done / self.every > last / self.every && done != total
+    }
+
+    /// Snapshots the loop after step `done`.
+    pub fn save(
         &self,
         done: usize,
-        total: usize,
         model: &Gpt,
         optimizer: &OptimizerStep,
         metrics: &MetricsSink,
+        body_state: serde_json::Value,
     ) -> Result<()> {
-        if self.every == 0 || !done.is_multiple_of(self.every) || done == total {
-            return Ok(());
-        }
         let tmp = self.dir.with_extension("tmp");
         let old = self.dir.with_extension("old");
         let _ = std::fs::remove_dir_all(&tmp);
@@ -125,6 +144,7 @@ impl Resume {
             step: done,
             config_hash: self.config_hash.clone(),
             metrics_rows: metrics.rows(),
+            body_state,
         };
         std::fs::write(tmp.join(STATE), serde_json::to_string_pretty(&snapshot)?)?;
         let _ = std::fs::remove_dir_all(&old);
@@ -134,6 +154,11 @@ impl Resume {
         std::fs::rename(&tmp, &self.dir)
             .with_context(|| format!("renaming {} to {}", tmp.display(), self.dir.display()))?;
         let _ = std::fs::remove_dir_all(&old);
+        if let Some(after) = self.interrupt_after.filter(|&after| done >= after) {
+            anyhow::bail!(
+                "interrupted after the snapshot at step {done} (asked to stop at {after})"
+            );
+        }
         Ok(())
     }
 

@@ -164,7 +164,16 @@ fn random_problem(k: usize, rng: &mut StdRng) -> DigitSum {
     }
 }
 
+/// Checks a list of digit counts from the config (`key` names it in the error).
+pub fn check_ks(key: &str, ks: &[usize]) -> Result<(), String> {
+    if ks.is_empty() || ks.iter().any(|&k| !(2..=9).contains(&k)) {
+        return Err(format!("{key} must be digit counts in 2..=9, got {ks:?}"));
+    }
+    Ok(())
+}
+
 /// `n` training problems, K drawn uniformly from `ks`, all from the train split.
+
 pub fn train_problems(ks: &[usize], n: usize, seed: u64) -> Vec<DigitSum> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n)
