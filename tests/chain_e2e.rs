@@ -137,28 +137,43 @@ fn the_chain_links_each_stage_to_its_parent() {
     assert!(row["prompt"].as_str().unwrap().ends_with('='));
     assert!(row["completion"].as_str().unwrap().starts_with('{'));
 
-    // RLVR: TRL's GRPO metric names every step, per-K accuracy of parent and policy.
+    // RLVR: TRL's GRPO metric names every step, per-K accuracy of parent and policy. The tiny
+    // settings give mixed groups, so the update path runs: loss and KL are finite where a
+    // step updated (null where every group was dead), and the policy moved off its parent.
     let rows = trainer::metrics::read_rows(&run_dir.join("rlvr/metrics.jsonl")).unwrap();
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     for key in [
         "reward",
         "reward_std",
         "frac_reward_zero_std",
-        "kl",
-        "loss",
         "completions/mean_length",
         "completions/clipped_ratio",
     ] {
         assert!(rows.iter().all(|r| r[key].is_number()), "{key}: {rows:?}");
     }
+    let mut updates = 0;
     for r in &rows {
         let dead = r["frac_reward_zero_std"].as_f64().unwrap();
-        let updates = r["updates"].as_u64().unwrap();
+        let updated = r["updates"].as_u64().unwrap();
         assert!(
-            (dead < 1.0) == (updates > 0),
+            (dead < 1.0) == (updated > 0),
             "a step updates iff some group is alive: {r:?}"
         );
+        for key in ["loss", "kl"] {
+            match r[key].as_f64() {
+                Some(value) => assert!(value.is_finite() && updated > 0, "{key}: {r:?}"),
+                None => assert!(r[key].is_null() && updated == 0, "{key}: {r:?}"),
+            }
+        }
+        assert!(r["kl"].as_f64().is_none_or(|kl| kl >= 0.0), "{r:?}");
+        updates += updated;
     }
+    assert!(updates > 0, "RLVR never updated the policy: {rows:?}");
+    assert_ne!(
+        json(&run_dir.join("rlvr/manifest.json"))["checkpoint_hash"],
+        json(&run_dir.join("dpo/manifest.json"))["checkpoint_hash"],
+        "the policy moved"
+    );
     let rlvr = json(&run_dir.join("rlvr/eval.json"));
     for mode in ["parent", "cot"] {
         assert_eq!(rows_with(&rlvr, "digit_sum", mode).len(), 2, "{mode}");

@@ -88,7 +88,7 @@ fn out_of_range_stage_values_are_named() {
             "cot-sft.ks must be digit counts in 2..=9",
         ),
         (
-            "group_size = 4",
+            "group_size = 8",
             "group_size = 1",
             "rlvr.group_size must be >= 2",
         ),
@@ -97,6 +97,7 @@ fn out_of_range_stage_values_are_named() {
             "lr = 0.0\nweight_decay = 0.0\ngrad_clip = 1.0\n\n[rlvr]",
             "dpo.optimizer.lr must be > 0",
         ),
+        ("per_k = 4", "per_k = 0", "eval.per_k must be > 0"),
     ] {
         let text = tiny_config_text();
         assert!(text.contains(from), "the tiny config has {from:?}");
