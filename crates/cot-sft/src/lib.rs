@@ -95,15 +95,10 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
             label: &label,
             examples: &examples,
             config: &config.train,
-            metrics_path: &ctx.out_dir.join(metrics_file),
+            metrics_file,
             settings_hash: &config_hash(&(config, mode)),
         };
-        let suite = DigitSumSuite {
-            mode,
-            config: &config.eval,
-            tokenizer: &ctx.tokenizer,
-            device: &ctx.device,
-        };
+        let suite = DigitSumSuite::new(mode, &config.eval, &ctx.tokenizer, &ctx.device);
         let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
         let model = run
             .train(
@@ -128,11 +123,6 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
     let model = final_model.expect("the CoT run always runs");
 
     report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;
-    save_stage(
-        ctx,
-        &model,
-        config.train.steps,
-        &config_hash(config),
-        started,
-    )
+    let settings = config_hash(config);
+    save_stage(ctx, &model, config.train.steps, &settings, started)
 }

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use eval::SuiteConfig;
 use serde::{Deserialize, Serialize};
-use trainer::{Cadence, LrSchedule, OptimConfig};
+use trainer::{LrSchedule, OptimConfig};
 
 /// `[dpo]` in `pipeline.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +50,8 @@ pub struct DpoConfig {
     #[serde(default)]
     pub schedule: LrSchedule,
 }
+
+trainer::loop_settings!(DpoConfig);
 
 fn default_samples() -> usize {
     8
@@ -144,15 +146,6 @@ impl DpoConfig {
     pub fn resolve_paths(&mut self, base: &Path) {
         self.train_file = self.train_file.as_ref().map(|p| data::relative_to(base, p));
         self.kto_file = self.kto_file.as_ref().map(|p| data::relative_to(base, p));
-    }
-
-    pub fn cadence(&self) -> Cadence {
-        Cadence {
-            steps: self.steps,
-            log_every: self.log_every,
-            eval_every: self.eval_every,
-            seed: self.seed,
-        }
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -25,7 +25,7 @@ use eval::{report_rows, DigitSumSuite};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
-use trainer::{files, Manifest, StageContext, TrainingLoop};
+use trainer::{files, Manifest, StageContext};
 
 pub use config::{DpoConfig, LossConfig, LossType, PairSource};
 use evaluate::preference_accuracy;
@@ -104,10 +104,10 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
         } else {
             (&tokenized[..], None)
         };
-        let metrics_path = if is_main {
-            ctx.out_dir.join(files::METRICS)
+        let metrics_file = if is_main {
+            files::METRICS.to_string()
         } else {
-            ctx.out_dir.join(variant_metrics(loss_type))
+            variant_metrics(loss_type)
         };
         let label = if is_main {
             ctx.stage.clone()
@@ -128,21 +128,11 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
             &device,
             reference_handle,
         )?;
-        let training = TrainingLoop {
-            label: &label,
-            cadence: config.cadence(),
-            optimizer: &config.optimizer,
-            schedule: &config.schedule,
-            metrics_path: &metrics_path,
-            resume: ctx.resume(loss_type.name(), &config_hash(&(config, loss_type))),
-            quiet: ctx.quiet,
-        };
-        let suite = DigitSumSuite {
-            mode: Mode::Cot,
-            config: &config.eval,
-            tokenizer: &ctx.tokenizer,
-            device: &ctx.device,
-        };
+        let training = ctx
+            .training_loop(loss_type.name(), &config_hash(&(config, loss_type)), config)
+            .label(&label)
+            .metrics_file(&metrics_file);
+        let suite = DigitSumSuite::new(Mode::Cot, &config.eval, &ctx.tokenizer, &ctx.device);
         let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
         let policy = load_parent(ctx, &device)?;
         let model = training

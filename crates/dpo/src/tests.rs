@@ -4,6 +4,7 @@
 use burn::tensor::Device;
 use data::batch::TokenizedExample;
 use model::{checkpoint, Gpt, GptConfig};
+use trainer::driver::LoopSettings;
 use trainer::resume::Resume;
 use trainer::{LrSchedule, OptimConfig, OptimizerStep, TrainingLoop};
 
@@ -201,11 +202,11 @@ fn train(
     )?;
     let dir = metrics.parent().unwrap();
     let training = TrainingLoop {
-        label: "test",
+        label: "test".into(),
         cadence: config.cadence(),
         optimizer: &config.optimizer,
         schedule: &config.schedule,
-        metrics_path: metrics,
+        metrics_path: metrics.to_path_buf(),
         resume: Resume::new(dir, "test", "x", 0, &shape()),
         quiet: true,
     };

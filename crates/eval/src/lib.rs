@@ -177,7 +177,21 @@ pub struct DigitSumSuite<'a> {
     pub device: &'a Device,
 }
 
-impl DigitSumSuite<'_> {
+impl<'a> DigitSumSuite<'a> {
+    pub fn new(
+        mode: Mode,
+        config: &'a SuiteConfig,
+        tokenizer: &'a TextTokenizer,
+        device: &'a Device,
+    ) -> Self {
+        Self {
+            mode,
+            config,
+            tokenizer,
+            device,
+        }
+    }
+
     /// One row per K.
     pub fn rows(&self, model: &Gpt) -> Result<Vec<EvalRow>> {
         evaluate_digit_sum(

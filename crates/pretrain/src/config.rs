@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use trainer::{Cadence, LrSchedule, OptimConfig};
+use trainer::{LrSchedule, OptimConfig};
 
 /// `[pretrain]` in `pipeline.toml`. Defaults are lesson 02's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,19 +25,12 @@ pub struct PretrainConfig {
     pub schedule: LrSchedule,
 }
 
+trainer::loop_settings!(PretrainConfig);
+
 impl PretrainConfig {
     /// Makes a relative `corpus` relative to the config file's folder `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
         self.corpus = data::relative_to(base, &self.corpus);
-    }
-
-    pub fn cadence(&self) -> Cadence {
-        Cadence {
-            steps: self.steps,
-            log_every: self.log_every,
-            eval_every: self.eval_every,
-            seed: self.seed,
-        }
     }
 
     pub fn validate(&self, block_size: usize) -> Result<(), String> {

@@ -13,7 +13,7 @@ use data::corpus::{read_text, Corpus};
 use model::Gpt;
 use trainer::driver::LossWindow;
 use trainer::outputs::{config_hash, save_stage};
-use trainer::{files, parallel, Manifest, Row, StageContext, Step, StepBody, TrainingLoop};
+use trainer::{parallel, Manifest, Row, StageContext, Step, StepBody};
 
 pub use config::PretrainConfig;
 use windows::{random_windows, validation_windows};
@@ -55,16 +55,9 @@ pub fn run(ctx: &StageContext, config: &PretrainConfig) -> Result<Manifest> {
             validation_loss(model, &val_batches) as f64,
         )])
     };
-    let training = TrainingLoop {
-        label: &ctx.stage,
-        cadence: config.cadence(),
-        optimizer: &config.optimizer,
-        schedule: &config.schedule,
-        metrics_path: &ctx.out_dir.join(files::METRICS),
-        resume: ctx.resume("pretrain", &config_hash(config)),
-        quiet: ctx.quiet,
-    };
-    let model = training.run(model, &device, &mut body, &mut val_loss)?;
+    let model = ctx
+        .training_loop("pretrain", &config_hash(config), config)
+        .run(model, &device, &mut body, &mut val_loss)?;
 
     save_stage(
         ctx,

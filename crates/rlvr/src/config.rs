@@ -1,6 +1,6 @@
 use eval::SuiteConfig;
 use serde::{Deserialize, Serialize};
-use trainer::{Cadence, LrSchedule, OptimConfig};
+use trainer::{LrSchedule, OptimConfig};
 
 /// `[rlvr]` in `pipeline.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,16 +37,9 @@ pub struct RlvrConfig {
     pub schedule: LrSchedule,
 }
 
-impl RlvrConfig {
-    pub fn cadence(&self) -> Cadence {
-        Cadence {
-            steps: self.steps,
-            log_every: self.log_every,
-            eval_every: self.eval_every,
-            seed: self.seed,
-        }
-    }
+trainer::loop_settings!(RlvrConfig);
 
+impl RlvrConfig {
     pub fn validate(&self) -> Result<(), String> {
         for (key, value) in [
             ("n_prompts", self.n_prompts),

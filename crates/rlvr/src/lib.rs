@@ -19,7 +19,7 @@ use eval::{report_rows, DigitSumSuite};
 use model::Gpt;
 use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
-use trainer::{files, Manifest, StageContext, TrainingLoop};
+use trainer::{files, Manifest, StageContext};
 
 pub use config::RlvrConfig;
 use train::GrpoStep;
@@ -35,12 +35,7 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
     let device = ctx.device.clone().autodiff();
     let problems = train_problems(&config.ks, config.n_prompts, config.seed);
 
-    let suite = DigitSumSuite {
-        mode: Mode::Cot,
-        config: &config.eval,
-        tokenizer: &ctx.tokenizer,
-        device: &ctx.device,
-    };
+    let suite = DigitSumSuite::new(Mode::Cot, &config.eval, &ctx.tokenizer, &ctx.device);
     let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
 
     // The reference on the plain device: no autodiff, so nothing can ever update it.
@@ -56,16 +51,8 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
         &ctx.device,
         &device,
     );
-    let training = TrainingLoop {
-        label: &ctx.stage,
-        cadence: config.cadence(),
-        optimizer: &config.optimizer,
-        schedule: &config.schedule,
-        metrics_path: &ctx.out_dir.join(files::METRICS),
-        resume: ctx.resume("rlvr", &config_hash(config)),
-        quiet: ctx.quiet,
-    };
-    let model = training
+    let model = ctx
+        .training_loop("rlvr", &config_hash(config), config)
         .run(
             load_parent(ctx, &device)?,
             &device,

@@ -59,17 +59,17 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
             mask_prompt,
             ..config.train.clone()
         };
-        let metrics_path = ctx.out_dir.join(if is_main {
+        let metrics_file = if is_main {
             files::METRICS
         } else {
             ABLATION_METRICS
-        });
+        };
         let run = SupervisedRun {
             name: label,
             label: if is_main { &ctx.stage } else { label },
             examples: &tokenized,
             config: &train_config,
-            metrics_path: &metrics_path,
+            metrics_file,
             settings_hash: &config_hash(&(config, mask_prompt)),
         };
         let mut held_out_accuracy = |model: &Gpt| {
@@ -92,13 +92,8 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
     let model = final_model.expect("the main run always runs");
 
     report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;
-    save_stage(
-        ctx,
-        &model,
-        config.train.steps,
-        &config_hash(config),
-        started,
-    )
+    let settings = config_hash(config);
+    save_stage(ctx, &model, config.train.steps, &settings, started)
 }
 
 fn evaluate(

@@ -4,6 +4,7 @@ use burn::tensor::Device;
 use data::TextTokenizer;
 use model::GptConfig;
 
+use crate::driver::{LoopSettings, TrainingLoop};
 use crate::resume::Resume;
 use crate::Manifest;
 
@@ -29,6 +30,26 @@ pub struct StageContext {
 impl StageContext {
     pub fn checkpoint_path(&self) -> PathBuf {
         self.out_dir.join(crate::files::CHECKPOINT)
+    }
+
+    /// A training loop of this stage, labelled with its name and writing `metrics.jsonl`;
+    /// `name` tells its snapshots apart from the stage's other loops, `settings_hash` is
+    /// everything that decides its result (a snapshot made under other settings is ignored).
+    pub fn training_loop<'a>(
+        &self,
+        name: &str,
+        settings_hash: &str,
+        settings: &'a impl LoopSettings,
+    ) -> TrainingLoop<'a> {
+        TrainingLoop {
+            label: self.stage.clone(),
+            cadence: settings.cadence(),
+            optimizer: settings.optimizer(),
+            schedule: settings.schedule(),
+            metrics_path: self.out_dir.join(crate::files::METRICS),
+            resume: self.resume(name, settings_hash),
+            quiet: self.quiet,
+        }
     }
 
     /// Snapshots for resuming one training loop (`label`) of this stage. Their key folds in

@@ -9,6 +9,7 @@
 //! - the progress bar, and a snapshot at the first row at or after every `checkpoint_every`
 //!   steps (at a row, so the window the body accumulates is empty when it is saved).
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -93,6 +94,38 @@ pub fn step_rng(seed: u64, step: usize) -> StdRng {
     StdRng::seed_from_u64(seed.wrapping_add((step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
 }
 
+/// What a stage config says about its loop. Stage configs name these fields alike
+/// (`steps`, `log_every`, `eval_every`, `seed`, `optimizer`, `schedule`), so
+/// [`loop_settings!`](crate::loop_settings) implements it for them.
+pub trait LoopSettings {
+    fn cadence(&self) -> Cadence;
+    fn optimizer(&self) -> &OptimConfig;
+    fn schedule(&self) -> &LrSchedule;
+}
+
+/// Implements [`LoopSettings`] for a config struct with the usual field names.
+#[macro_export]
+macro_rules! loop_settings {
+    ($config:ty) => {
+        impl $crate::driver::LoopSettings for $config {
+            fn cadence(&self) -> $crate::driver::Cadence {
+                $crate::driver::Cadence {
+                    steps: self.steps,
+                    log_every: self.log_every,
+                    eval_every: self.eval_every,
+                    seed: self.seed,
+                }
+            }
+            fn optimizer(&self) -> &$crate::OptimConfig {
+                &self.optimizer
+            }
+            fn schedule(&self) -> &$crate::LrSchedule {
+                &self.schedule
+            }
+        }
+    };
+}
+
 /// The cadence and budget of one loop.
 #[derive(Debug, Clone, Copy)]
 pub struct Cadence {
@@ -114,18 +147,31 @@ impl Cadence {
 }
 
 /// One training loop of a stage: its cadence, optimizer settings, and where it writes.
+/// Stages make one with [`StageContext::training_loop`](crate::StageContext::training_loop).
 pub struct TrainingLoop<'a> {
     /// Progress-bar label and the prefix of the evaluation lines it prints.
-    pub label: &'a str,
+    pub label: String,
     pub cadence: Cadence,
     pub optimizer: &'a OptimConfig,
     pub schedule: &'a LrSchedule,
-    pub metrics_path: &'a std::path::Path,
+    pub metrics_path: PathBuf,
     pub resume: Resume,
     pub quiet: bool,
 }
 
 impl TrainingLoop<'_> {
+    /// Another progress-bar label than the stage's name (a stage's second loop).
+    pub fn label(mut self, label: &str) -> Self {
+        self.label = label.to_string();
+        self
+    }
+
+    /// Another metrics file in the stage folder than `metrics.jsonl` (a stage's second loop).
+    pub fn metrics_file(mut self, name: &str) -> Self {
+        self.metrics_path = self.metrics_path.with_file_name(name);
+        self
+    }
+
     /// Trains `model` (on the autodiff `device`) with `body` and returns it.
     pub fn run(
         &self,
@@ -138,11 +184,11 @@ impl TrainingLoop<'_> {
         let mut optimizer = OptimizerStep::new(self.optimizer, self.schedule, cadence.steps);
         let start = self
             .resume
-            .start(model, &mut optimizer, self.metrics_path, device)?;
+            .start(model, &mut optimizer, &self.metrics_path, device)?;
         body.restore(&start.body_state)?;
         let (mut model, mut metrics): (Gpt, MetricsSink) = (start.model, start.metrics);
         let mut last_snapshot = start.step;
-        let progress = Progress::new(self.label, cadence.steps, self.quiet);
+        let progress = Progress::new(&self.label, cadence.steps, self.quiet);
         let mut window_start = Instant::now();
 
         for index in start.step..cadence.steps {

@@ -23,7 +23,7 @@ pub mod supervised;
 pub mod tensors;
 
 pub use context::StageContext;
-pub use driver::{Cadence, Evaluator, Row, Step, StepBody, TrainingLoop};
+pub use driver::{Cadence, Evaluator, LoopSettings, Row, Step, StepBody, TrainingLoop};
 pub use manifest::Manifest;
 pub use metrics::MetricsSink;
 pub use optim::OptimConfig;

@@ -10,7 +10,7 @@ use model::Gpt;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::driver::{Cadence, LossWindow, Row, Step, StepBody};
+use crate::driver::{LossWindow, Row, Step, StepBody};
 use crate::{parallel, tensors, LrSchedule, OptimConfig};
 
 /// Settings of one supervised run (`[sft.train]`, `[cot-sft.train]`).
@@ -32,6 +32,8 @@ pub struct SupervisedConfig {
     pub schedule: LrSchedule,
 }
 
+crate::loop_settings!(SupervisedConfig);
+
 impl SupervisedConfig {
     pub fn validate(&self, section: &str) -> Result<(), String> {
         for (key, value) in [
@@ -44,15 +46,6 @@ impl SupervisedConfig {
             }
         }
         self.optimizer.validate(&format!("{section}.optimizer"))
-    }
-
-    pub fn cadence(&self) -> Cadence {
-        Cadence {
-            steps: self.steps,
-            log_every: self.log_every,
-            eval_every: self.eval_every,
-            seed: self.seed,
-        }
     }
 }
 
@@ -93,7 +86,8 @@ pub struct SupervisedRun<'a> {
     pub label: &'a str,
     pub examples: &'a [TokenizedExample],
     pub config: &'a SupervisedConfig,
-    pub metrics_path: &'a std::path::Path,
+    /// Its metrics file in the stage folder.
+    pub metrics_file: &'a str,
     /// Hash of everything that decides this loop's result, for its resume snapshots.
     pub settings_hash: &'a str,
 }
@@ -115,15 +109,9 @@ impl SupervisedRun<'_> {
             device,
             window: LossWindow::default(),
         };
-        let training = crate::TrainingLoop {
-            label: self.label,
-            cadence: self.config.cadence(),
-            optimizer: &self.config.optimizer,
-            schedule: &self.config.schedule,
-            metrics_path: self.metrics_path,
-            resume: ctx.resume(self.name, self.settings_hash),
-            quiet: ctx.quiet,
-        };
-        training.run(model, device, &mut body, evaluate)
+        ctx.training_loop(self.name, self.settings_hash, self.config)
+            .label(self.label)
+            .metrics_file(self.metrics_file)
+            .run(model, device, &mut body, evaluate)
     }
 }

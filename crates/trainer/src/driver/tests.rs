@@ -79,7 +79,7 @@ fn train(dir: &std::path::Path, interrupt_after: Option<usize>) -> Result<Outcom
     let metrics_path = dir.join("metrics.jsonl");
     let optimizer = OptimConfig::with_lr(1e-2);
     let training = TrainingLoop {
-        label: "test",
+        label: "test".into(),
         cadence: Cadence {
             steps: 12,
             log_every: 2,
@@ -88,7 +88,7 @@ fn train(dir: &std::path::Path, interrupt_after: Option<usize>) -> Result<Outcom
         },
         optimizer: &optimizer,
         schedule: &LrSchedule::Constant,
-        metrics_path: &metrics_path,
+        metrics_path: metrics_path.clone(),
         resume: Resume::new(dir, "test", "settings", 4, &shape()).interrupt_after(interrupt_after),
         quiet: true,
     };
