@@ -76,3 +76,90 @@ fn kl_starts_at_zero_and_a_step_favours_the_rewarded_rollout() {
     let (_, kl_after) = grpo_loss(&policy, &reference, &live, 4, 0.05, 0, &plain, &device);
     assert!(kl_after > 0.0, "KL after a step: {kl_after}");
 }
+
+/// The GRPO step through the training loop with an injected reward that is sure to mix
+/// groups (odd-length completions earn 1): every step updates, loss and KL are finite, the
+/// policy's weights move, and the frozen reference's do not.
+#[test]
+fn grpo_steps_update_the_policy_when_groups_are_mixed() {
+    use burn::module::Module;
+    use data::tasks::digit_sum::{train_problems, DigitSum};
+    use data::tokenizer::{TokenizerConfig, PAD, TASK_ALPHABET};
+    use data::TextTokenizer;
+    use trainer::resume::Resume;
+    use trainer::TrainingLoop;
+
+    use crate::config::RlvrConfig;
+    use crate::train::GrpoStep;
+
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = TextTokenizer::train(&TokenizerConfig::default(), &[TASK_ALPHABET]).unwrap();
+    let shape = GptConfig {
+        vocab_size: tokenizer.vocab_size(),
+        block_size: 24,
+        ..shape()
+    };
+    let plain = Device::flex();
+    plain.seed(5);
+    let path = dir.path().join("parent.safetensors");
+    checkpoint::save(&Gpt::new(&shape, &plain), &shape, &path).unwrap();
+    let device = plain.clone().autodiff();
+    let policy = checkpoint::load(&path, &device).unwrap().0;
+    let reference = checkpoint::load(&path, &plain).unwrap().0;
+    let weights = |model: &Gpt| {
+        model
+            .token_embedding
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let parent_weights = weights(&reference);
+
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipeline.toml"))
+        .unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let mut config: RlvrConfig = table["rlvr"].clone().try_into().unwrap();
+    config.ks = vec![2];
+    config.steps = 3;
+    config.log_every = 1;
+    config.eval_every = 0;
+    config.optimizer.lr = 1e-2;
+    let problems: Vec<DigitSum> = train_problems(&config.ks, 10, 0);
+    let odd_length = |_: &DigitSum, completion: &str| (completion.len() % 2) as f64;
+    let mut body = GrpoStep::new(
+        &problems,
+        &tokenizer,
+        &config,
+        &odd_length,
+        tokenizer.symbol_id(PAD).unwrap(),
+        &reference,
+        &plain,
+        &device,
+    );
+    let metrics = dir.path().join("metrics.jsonl");
+    let training = TrainingLoop {
+        label: "test".into(),
+        cadence: trainer::LoopSettings::cadence(&config),
+        optimizer: &config.optimizer,
+        schedule: &config.schedule,
+        metrics_path: metrics.clone(),
+        resume: Resume::new(dir.path(), "test", "x", 0, &shape),
+        quiet: true,
+    };
+    let policy = training
+        .run(policy, &device, &mut body, &mut |_| Ok(Vec::new()))
+        .unwrap();
+
+    let rows = trainer::metrics::read_rows(&metrics).unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row["updates"].as_u64(), Some(1), "{row:?}");
+        for key in ["loss", "kl", "grad_norm"] {
+            let value = row[key].as_f64().unwrap_or(f64::NAN);
+            assert!(value.is_finite(), "{key}: {row:?}");
+        }
+    }
+    assert_ne!(weights(&policy.valid()), parent_weights, "the policy moved");
+    assert_eq!(weights(&reference), parent_weights, "the reference did not");
+}
