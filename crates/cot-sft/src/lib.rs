@@ -19,6 +19,11 @@ use trainer::outputs::{config_hash, save_stage};
 use trainer::parent::load_parent;
 use trainer::{files, Manifest, StageContext};
 
+/// The direct twin's training set and metrics, beside the CoT run's `train.jsonl` and
+/// `metrics.jsonl`.
+pub const DIRECT_TRAIN: &str = "train.direct.jsonl";
+pub const DIRECT_METRICS: &str = "metrics.direct.jsonl";
+
 /// `[cot-sft]` in `pipeline.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,11 +90,11 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
             Mode::Cot => (&cot, ctx.out_dir.join(files::METRICS), ctx.stage.clone()),
             Mode::Direct => {
                 let direct: Vec<_> = problems.iter().map(|p| p.example(Mode::Direct)).collect();
-                data::jsonl::write(&ctx.out_dir.join("train.direct.jsonl"), &direct)?;
+                data::jsonl::write(&ctx.out_dir.join(DIRECT_TRAIN), &direct)?;
                 direct_examples = tokenize_all(&direct, &ctx.tokenizer, ctx.model.block_size)?;
                 (
                     &direct_examples,
-                    ctx.out_dir.join("metrics.direct.jsonl"),
+                    ctx.out_dir.join(DIRECT_METRICS),
                     "cot-sft-direct".to_string(),
                 )
             }

@@ -24,6 +24,10 @@ use trainer::{files, Manifest, StageContext};
 pub use config::RlvrConfig;
 use train::GrpoRun;
 
+/// `mode` of the `eval.json` rows that score the parent (the frozen reference) before
+/// training, on the same problems as the trained policy's `cot` rows.
+pub const PARENT_MODE: &str = "parent";
+
 pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
     let started = Instant::now();
     std::fs::create_dir_all(&ctx.out_dir)
@@ -66,7 +70,7 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
 
     let mut rows = suite.rows(&reference)?;
     for row in &mut rows {
-        row.mode = "parent".into();
+        row.mode = PARENT_MODE.into();
     }
     rows.extend(suite.rows(&model)?);
     report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;

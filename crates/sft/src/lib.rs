@@ -19,6 +19,17 @@ use trainer::parent::load_parent;
 use trainer::{files, Manifest, StageContext};
 
 pub use config::SftConfig;
+
+/// `mode` of the `eval.json` rows (and label of the metrics file) of the run with the prompt
+/// mask, and of the one without.
+pub const MASKED: &str = "masked";
+pub const UNMASKED: &str = "unmasked";
+/// Metrics of the ablation, beside the main run's `metrics.jsonl`: the variant with the mask
+/// flipped (`metrics.unmasked.jsonl` with the default `mask_prompt = true`).
+pub const MASKED_METRICS: &str = "metrics.masked.jsonl";
+pub const UNMASKED_METRICS: &str = "metrics.unmasked.jsonl";
+/// Held-out reverse-word accuracy during training, in both metrics files.
+pub const EVAL_ACCURACY: &str = "eval/accuracy";
 use examples::{load_or_generate, tokenize_all};
 use model::Gpt;
 use supervised::{SupervisedConfig, SupervisedRun};
@@ -53,7 +64,7 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
         let metrics_path = if is_main {
             ctx.out_dir.join(files::METRICS)
         } else {
-            ctx.out_dir.join(format!("metrics.{label}.jsonl"))
+            ctx.out_dir.join(ablation_metrics(mask_prompt))
         };
         let run = SupervisedRun {
             examples: &tokenized,
@@ -66,7 +77,7 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
         };
         let mut held_out_accuracy = |model: &Gpt| {
             let row = evaluate_reverse(model, &ctx.tokenizer, &held_out, label, &ctx.device)?;
-            Ok(vec![("eval/accuracy".to_string(), row.accuracy)])
+            Ok(vec![(EVAL_ACCURACY.to_string(), row.accuracy)])
         };
         let model = run
             .train(load_parent(ctx, &device)?, &device, &mut held_out_accuracy)?
@@ -90,9 +101,17 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
 
 fn mask_label(mask_prompt: bool) -> &'static str {
     if mask_prompt {
-        "masked"
+        MASKED
     } else {
-        "unmasked"
+        UNMASKED
+    }
+}
+
+fn ablation_metrics(mask_prompt: bool) -> &'static str {
+    if mask_prompt {
+        MASKED_METRICS
+    } else {
+        UNMASKED_METRICS
     }
 }
 
