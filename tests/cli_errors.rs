@@ -16,15 +16,21 @@ fn with_config(text: &str) -> (tempfile::TempDir, std::process::Output) {
     (dir, out)
 }
 
+/// A mistyped stage name is clap's usage error (exit 2), on one line, listing the stages.
 #[test]
-fn unknown_stage_is_an_error() {
-    let out = run(xtask().args(["stage", "finetune"]));
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("unknown stage `finetune`"),
-        "{}",
-        stderr(&out)
-    );
+fn unknown_stage_is_an_error_listing_the_stages() {
+    let valid = "[possible values: pretrain, sft, cot-sft, dpo, rlvr]";
+    for args in [
+        &["stage", "finetune"][..],
+        &["pipeline", "--restart-from", "finetune"][..],
+    ] {
+        let out = run(xtask().args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains("invalid value 'finetune'"), "{err}");
+        assert!(err.contains(valid), "{err}");
+    }
 }
 
 #[test]
@@ -288,4 +294,234 @@ fn eval_refuses_to_overwrite_a_stages_own_eval_json() {
         std::fs::read_to_string(stage.join("eval.json")).unwrap(),
         "[]"
     );
+}
+
+/// A stage folder's files (path → bytes), to check that a refused command touched nothing.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// One line, exit 1, no panic.
+fn assert_one_line_error(out: &std::process::Output) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    err
+}
+
+#[test]
+fn a_malformed_manifest_is_named_by_report_pipeline_and_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, tiny_config_text()).unwrap();
+    assert_ok(&stage_in(dir.path(), &config, "m", "pretrain", None));
+    let manifest = dir.path().join("runs/m/pretrain/manifest.json");
+    let good = std::fs::read_to_string(&manifest).unwrap();
+    let hash = serde_json::from_str::<serde_json::Value>(&good).unwrap()["checkpoint_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let report = || {
+        run(xtask()
+            .args(["report", "--run", "m", "--runs-dir"])
+            .arg(dir.path().join("runs")))
+    };
+    let pipeline = || {
+        run(xtask()
+            .args(["pipeline", "--quiet", "--run", "m", "--config"])
+            .arg(&config)
+            .arg("--runs-dir")
+            .arg(dir.path().join("runs")))
+    };
+    for (bad, field) in [
+        (good.replace(&hash, "abc"), "checkpoint_hash"),
+        (good[..good.len() / 2].to_string(), "EOF"),
+    ] {
+        std::fs::write(&manifest, &bad).unwrap();
+        for out in [
+            report(),
+            pipeline(),
+            stage_in(dir.path(), &config, "m", "sft", None),
+        ] {
+            let err = assert_one_line_error(&out);
+            assert!(
+                err.contains("m/pretrain/manifest.json is not a valid manifest"),
+                "{err}"
+            );
+            assert!(err.contains(field), "{err}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&manifest).unwrap(),
+            bad,
+            "left alone"
+        );
+        for file in ["model.safetensors", "manifest.json"] {
+            let path = dir.path().join("runs/m/sft").join(file);
+            assert!(!path.exists(), "nothing trained on it: {}", path.display());
+        }
+        assert!(!dir.path().join("runs/m/report.md").exists());
+    }
+}
+
+/// `report` refuses a malformed metrics line, naming file and line, and writes nothing.
+#[test]
+fn a_malformed_metrics_line_fails_the_report_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, tiny_config_text()).unwrap();
+    assert_ok(&stage_in(dir.path(), &config, "r", "pretrain", None));
+    let metrics = dir.path().join("runs/r/pretrain/metrics.jsonl");
+    let mut text = std::fs::read_to_string(&metrics).unwrap();
+    let line = text.lines().count() + 1;
+    text.push_str("{\"step\": 35, \"loss\"\n");
+    std::fs::write(&metrics, text).unwrap();
+    let out = run(xtask()
+        .args(["report", "--run", "r", "--runs-dir"])
+        .arg(dir.path().join("runs")));
+    let err = assert_one_line_error(&out);
+    assert!(
+        err.contains(&format!("r/pretrain/metrics.jsonl:{line}:")),
+        "{err}"
+    );
+    let run_dir = dir.path().join("runs/r");
+    for written in ["report.md", "report.html", "report"] {
+        assert!(!run_dir.join(written).exists(), "{written} written");
+    }
+}
+
+/// While another process holds a run's lock, every command that writes the run refuses in
+/// one line naming the run and the holder's pid, and leaves every file as it was.
+#[test]
+fn a_run_in_use_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, tiny_config_text()).unwrap();
+    assert_ok(&stage_in(dir.path(), &config, "l", "pretrain", None));
+    let run_dir = dir.path().join("runs/l");
+
+    // This test process is the first holder.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(run_dir.join("run.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    std::fs::write(
+        run_dir.join("run.lock"),
+        format!("{}\n", std::process::id()),
+    )
+    .unwrap();
+    let before = snapshot(&run_dir);
+
+    let runs = dir.path().join("runs");
+    let commands: [Vec<&std::ffi::OsStr>; 3] = [
+        [
+            "stage",
+            "pretrain",
+            "--quiet",
+            "--run",
+            "l",
+            "--set",
+            "pretrain.steps=5",
+        ]
+        .map(std::ffi::OsStr::new)
+        .to_vec(),
+        ["pipeline", "--quiet", "--run", "l"]
+            .map(std::ffi::OsStr::new)
+            .to_vec(),
+        ["report", "--run", "l"].map(std::ffi::OsStr::new).to_vec(),
+    ];
+    for args in commands {
+        let mut cmd = xtask();
+        cmd.args(&args).arg("--runs-dir").arg(&runs);
+        if args[0] != "report" {
+            cmd.arg("--config").arg(&config);
+        }
+        let err = assert_one_line_error(&run(&mut cmd));
+        assert!(
+            err.contains(&format!("run {} is in use", run_dir.display())),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("pid {} holds", std::process::id())),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        snapshot(&run_dir),
+        before,
+        "the first run's files are untouched"
+    );
+
+    // Released: the run is usable again.
+    drop(lock);
+    assert_ok(&run(xtask()
+        .args(["report", "--run", "l", "--runs-dir"])
+        .arg(&runs)));
+}
+
+/// Kills its child when dropped, so a failed assertion never leaves a training process.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Two real processes: the second names the first's pid; killing the first (a crash)
+/// releases the run.
+#[test]
+fn a_killed_holder_releases_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, tiny_config_text()).unwrap();
+    let runs = dir.path().join("runs");
+    let mut first = KillOnDrop(
+        xtask()
+            .args(["stage", "pretrain", "--quiet", "--run", "k", "--config"])
+            .arg(&config)
+            .arg("--runs-dir")
+            .arg(&runs)
+            .args(["--set", "pretrain.steps=100000000"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = first.0.id().to_string();
+    let lock = runs.join("k/run.lock");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != pid {
+        assert!(
+            first.0.try_wait().unwrap().is_none(),
+            "the first process ended early"
+        );
+        assert!(started.elapsed().as_secs() < 120, "no lock after 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let report = || {
+        run(xtask()
+            .args(["report", "--run", "k", "--runs-dir"])
+            .arg(&runs))
+    };
+    let err = assert_one_line_error(&report());
+    assert!(err.contains(&format!("pid {pid} holds")), "{err}");
+
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    assert_ok(&report());
 }

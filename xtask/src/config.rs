@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use cot_sft::CotSftConfig;
 use data::TokenizerConfig;
 use dpo::DpoConfig;
@@ -34,26 +34,50 @@ pub struct PipelineConfig {
     pub eval: SuiteConfig,
 }
 
+/// A preset: a TOML overlay of the keys it changes, merged over the loaded config.
+pub struct Preset {
+    pub name: &'static str,
+    /// Where it lives in the repository, for messages.
+    pub file: &'static str,
+    pub text: &'static str,
+}
+
+/// `--quick`: every budget cut (`pipeline.quick.toml`, compiled in).
+pub const QUICK: Preset = Preset {
+    name: "quick",
+    file: "pipeline.quick.toml",
+    text: include_str!("../../pipeline.quick.toml"),
+};
+
 impl PipelineConfig {
-    /// Reads `path`, applies `--set KEY=VALUE` overrides (`dpo.loss.rpo_alpha=0`), checks it.
-    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+    /// Reads `path`, merges `preset` over it, applies `--set KEY=VALUE` overrides
+    /// (`dpo.loss.rpo_alpha=0`) last, and checks the result.
+    pub fn load(path: &Path, preset: Option<&Preset>, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let mut config: PipelineConfig = if overrides.is_empty() {
+        let mut config: PipelineConfig = if preset.is_none() && overrides.is_empty() {
             toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?
         } else {
             let mut table: toml::Table =
                 toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+            let mut layers = Vec::new();
+            if let Some(preset) = preset {
+                let overlay: toml::Table = toml::from_str(preset.text)
+                    .map_err(|e| toml_error(Path::new(preset.file), preset.text, &e))?;
+                merge(&mut table, overlay);
+                layers.push(preset.file.to_string());
+            }
             for item in overrides {
                 apply_override(&mut table, item)?;
+                layers.push(format!("--set {item}"));
             }
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| {
                     anyhow!(
-                        "{} with --set {}: {}",
+                        "{} with {}: {}",
                         path.display(),
-                        overrides.join(" --set "),
+                        layers.join(" "),
                         e.message().trim().replace('\n', " ")
                     )
                 })?
@@ -96,49 +120,15 @@ impl PipelineConfig {
     }
 }
 
-/// `--quick`: the same five stages and model with every budget cut, so a newcomer sees the
-/// whole chain and its report in a few minutes on 2 cores. The numbers it produces are a
-/// first look, not the lessons' results; the report says which preset made it.
-impl PipelineConfig {
-    pub fn quick(mut self) -> Self {
-        let p = &mut self.pretrain;
-        p.steps = 150;
-        p.log_every = 25;
-        p.eval_every = 75;
-        p.eval_batches = 4;
-        let s = &mut self.sft.train;
-        s.steps = 120;
-        s.log_every = 20;
-        s.eval_every = 40;
-        let c = &mut self.cot_sft;
-        // CoT needs a few hundred steps to start writing well-formed traces; no direct twin.
-        c.n_train = 1000;
-        c.direct_twin = false;
-        c.train.steps = 450;
-        c.train.batch_size = 32;
-        c.train.log_every = 25;
-        c.train.eval_every = 0;
-        let d = &mut self.dpo;
-        d.n_train = 400;
-        d.steps = 60;
-        d.log_every = 10;
-        d.eval_every = 0;
-        d.eval_pairs = 100;
-        d.compare.clear();
-        let r = &mut self.rlvr;
-        r.steps = 40;
-        r.prompts_per_step = 4;
-        r.log_every = 5;
-        r.eval_every = 0;
-        for suite in [
-            &mut self.cot_sft.eval,
-            &mut self.dpo.eval,
-            &mut self.rlvr.eval,
-            &mut self.eval,
-        ] {
-            suite.per_k = 40;
+/// Merges `overlay` into `table`: tables key by key, any other value replaced.
+fn merge(table: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (table.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => merge(inner, value),
+            (_, value) => {
+                table.insert(key, value);
+            }
         }
-        self
     }
 }
 
@@ -173,7 +163,7 @@ fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> anyhow::Error
     let message = error.message().trim().replace('\n', " ");
     match error.span() {
         Some(span) => {
-            let before = &text[..span.start.min(text.len())];
+            let before = text.get(..span.start).unwrap_or(text);
             let line = before.matches('\n').count() + 1;
             let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
             anyhow!("{}:{line}:{column}: {message}", path.display())
@@ -186,36 +176,60 @@ fn default_checkpoint_every() -> usize {
     250
 }
 
-/// The stages of the chain, in order, each with the stage it starts from.
-pub const STAGES: [(&str, Option<&str>); 5] = [
-    ("pretrain", None),
-    ("sft", Some("pretrain")),
-    ("cot-sft", Some("sft")),
-    ("dpo", Some("cot-sft")),
-    ("rlvr", Some("dpo")),
-];
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Stages that can run today; the others are named in `STAGES` but refuse to pretend.
-pub const IMPLEMENTED: [&str; 5] = ["pretrain", "sft", "cot-sft", "dpo", "rlvr"];
-
-pub fn check_stage_name(name: &str) -> Result<()> {
-    if !STAGES.iter().any(|(s, _)| *s == name) {
-        let names: Vec<&str> = STAGES.iter().map(|(s, _)| *s).collect();
-        bail!("unknown stage `{name}` (stages: {})", names.join(", "));
+    fn pipeline_toml() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipeline.toml")
     }
-    if !IMPLEMENTED.contains(&name) {
-        bail!(
-            "stage `{name}` is not implemented yet (implemented: {})",
-            IMPLEMENTED.join(", ")
+
+    /// What `--quick` meant when it was Rust code (`PipelineConfig::quick`), value by value.
+    fn quick_as_it_was(mut c: PipelineConfig) -> PipelineConfig {
+        let p = &mut c.pretrain;
+        (p.steps, p.log_every, p.eval_every, p.eval_batches) = (150, 25, 75, 4);
+        let s = &mut c.sft.train;
+        (s.steps, s.log_every, s.eval_every) = (120, 20, 40);
+        let t = &mut c.cot_sft;
+        (t.n_train, t.direct_twin) = (1000, false);
+        let t = &mut c.cot_sft.train;
+        (t.steps, t.batch_size, t.log_every, t.eval_every) = (450, 32, 25, 0);
+        let d = &mut c.dpo;
+        (d.n_train, d.steps, d.log_every, d.eval_every) = (400, 60, 10, 0);
+        d.eval_pairs = 100;
+        d.compare.clear();
+        let r = &mut c.rlvr;
+        (r.steps, r.prompts_per_step, r.log_every, r.eval_every) = (40, 4, 5, 0);
+        for suite in [
+            &mut c.eval,
+            &mut c.cot_sft.eval,
+            &mut c.dpo.eval,
+            &mut c.rlvr.eval,
+        ] {
+            suite.per_k = 40;
+        }
+        c
+    }
+
+    fn json(config: &PipelineConfig) -> serde_json::Value {
+        serde_json::to_value(config).unwrap()
+    }
+
+    #[test]
+    fn the_quick_overlay_gives_the_quick_settings() {
+        let plain = PipelineConfig::load(&pipeline_toml(), None, &[]).unwrap();
+        let quick = PipelineConfig::load(&pipeline_toml(), Some(&QUICK), &[]).unwrap();
+        assert_eq!(json(&quick), json(&quick_as_it_was(plain)));
+    }
+
+    #[test]
+    fn set_applies_after_the_preset() {
+        let set = ["pretrain.steps=7".to_string()];
+        let quick = PipelineConfig::load(&pipeline_toml(), Some(&QUICK), &set).unwrap();
+        assert_eq!(quick.pretrain.steps, 7);
+        assert_eq!(
+            quick.pretrain.eval_batches, 4,
+            "the rest of the preset stays"
         );
     }
-    Ok(())
-}
-
-/// The stage a stage starts from by default.
-pub fn parent_of(stage: &str) -> Option<&'static str> {
-    STAGES
-        .iter()
-        .find(|(s, _)| *s == stage)
-        .and_then(|(_, p)| *p)
 }

@@ -6,21 +6,25 @@ mod bench_pytorch;
 mod bench_rollout;
 mod config;
 mod evaluate;
+mod lock;
 mod logits;
 mod report;
 mod run;
 mod sample;
 mod sim;
+mod stage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use model::DeviceChoice;
 
-use config::{check_stage_name, parent_of, PipelineConfig, IMPLEMENTED, STAGES};
+use config::{PipelineConfig, QUICK};
 use run::Run;
+use stage::Stage;
 
 /// Tensor buffers are freed and reallocated every step; mimalloc keeps them mapped where
 /// glibc malloc returns them to the kernel and page-faults them back in (docs/perf.md).
@@ -57,13 +61,13 @@ enum Command {
         args: RunArgs,
         /// Redo this stage and every stage after it from step 0, even if up to date (their
         /// resume snapshots are discarded).
-        #[arg(long)]
-        restart_from: Option<String>,
+        #[arg(long, value_name = "STAGE")]
+        restart_from: Option<Stage>,
     },
     /// Run one stage.
     Stage {
-        /// pretrain, sft, cot-sft, dpo or rlvr.
-        name: String,
+        /// The stage to run.
+        name: Stage,
         /// Start from this stage folder instead of this run's default parent
         /// (e.g. runs/A/sft for cot-sft).
         #[arg(long)]
@@ -79,7 +83,9 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Training and forward-only tokens/s of the lesson model on the chosen device.
     Bench(bench::BenchArgs),
-    /// Write runs/NAME/report.md and report.html (tables and plots) from a run's files.
+    /// Write runs/NAME/report.md and report.html (tables and plots) from a run's files. A
+    /// malformed file (manifest, metrics line, eval.json) is an error naming it, and then
+    /// nothing is written.
     Report(report::ReportArgs),
     /// The lessons' simulators in the terminal.
     #[command(subcommand)]
@@ -102,38 +108,33 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-    /// The small preset: every stage with cut budgets, a few minutes in all on 2 cores.
+    /// The small preset (pipeline.quick.toml): every stage with cut budgets, a few minutes
+    /// in all on 2 cores.
     #[arg(long)]
     quick: bool,
-    /// Override one setting of the config, e.g. `--set dpo.loss.rpo_alpha=0` (repeatable).
+    /// Override one setting of the config, e.g. `--set dpo.loss.rpo_alpha=0` (repeatable;
+    /// applied after --quick).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 }
 
 impl RunArgs {
+    /// Loads the config, then creates and locks the run folder: nothing is written for a bad
+    /// config, and nothing at all while another process holds the run.
     fn open(&self) -> Result<Run> {
-        let config = PipelineConfig::load(&self.config, &self.overrides)?;
-        let (config, preset, default_name) = if self.quick {
-            (config.quick(), "quick", "quick")
-        } else {
-            (config, "default", "default")
-        };
-        let run = Run {
-            dir: self
-                .runs_dir
-                .join(self.run.as_deref().unwrap_or(default_name)),
-            config,
-            device: self.device,
-            quiet: self.quiet,
-        };
-        run.record_preset(preset, &self.config, &self.overrides)?;
+        let preset = self.quick.then_some(&QUICK);
+        let config = PipelineConfig::load(&self.config, preset, &self.overrides)?;
+        let name = preset.map_or("default", |p| p.name);
+        let dir = self.runs_dir.join(self.run.as_deref().unwrap_or(name));
+        let run = Run::open(dir, config, self.device, self.quiet)?;
+        run.record_preset(name, &self.config, &self.overrides)?;
         Ok(run)
     }
 }
 
 fn main() -> ExitCode {
     keep_freed_memory();
-    match dispatch(Cli::parse()) {
+    match dispatch(parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -142,23 +143,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command line. A bad value (a mistyped stage name, say) is clap's error on one line,
+/// with the valid values: `error: invalid value 'x' for '<NAME>' [possible values: …]`.
+fn parse() -> Cli {
+    Cli::try_parse().unwrap_or_else(|err| {
+        if err.kind() != ErrorKind::InvalidValue {
+            err.exit();
+        }
+        let text = err.render().to_string();
+        let line: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+            .collect();
+        eprintln!("{}", line.join(" "));
+        std::process::exit(err.exit_code())
+    })
+}
+
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Pipeline { args, restart_from } => {
-            if let Some(stage) = &restart_from {
-                check_stage_name(stage)?;
-            }
             let run = args.open()?;
             let tokenizer = run.tokenizer()?;
-            let restart_at = restart_from
-                .as_deref()
-                .and_then(|r| STAGES.iter().position(|(s, _)| *s == r));
-            for (i, (stage, parent)) in STAGES.iter().enumerate() {
-                if !IMPLEMENTED.contains(stage) {
-                    continue;
-                }
-                let forced = restart_at.is_some_and(|r| i >= r);
-                if !forced && run.is_up_to_date(stage, *parent, &tokenizer) {
+            for stage in Stage::ALL {
+                let forced = restart_from.is_some_and(|r| stage >= r);
+                if !forced && run.is_up_to_date(stage, &tokenizer)? {
                     eprintln!("{stage}: up to date (same settings and parent), skipped");
                     continue;
                 }
@@ -172,22 +182,11 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
                 run_stage(&run, stage, None)?;
             }
-            let skipped: Vec<&str> = STAGES
-                .iter()
-                .map(|(s, _)| *s)
-                .filter(|s| !IMPLEMENTED.contains(s))
-                .collect();
-            if !skipped.is_empty() {
-                eprintln!("not implemented yet, so not run: {}", skipped.join(", "));
-            }
             let report = report::write(&run.dir)?;
             eprintln!("report: {}", report.display());
             Ok(())
         }
-        Command::Stage { name, from, args } => {
-            check_stage_name(&name)?;
-            run_stage(&args.open()?, &name, from)
-        }
+        Command::Stage { name, from, args } => run_stage(&args.open()?, name, from),
         Command::Eval(args) => evaluate::run(&args),
         Command::Sample(args) => sample::run(&args),
         Command::Logits(args) => logits::run(&args),
@@ -198,17 +197,16 @@ fn dispatch(cli: Cli) -> Result<()> {
 }
 
 /// Runs one stage. Its parent is `from` when given, else the previous stage of this run.
-fn run_stage(run: &Run, stage: &str, from: Option<PathBuf>) -> Result<()> {
+fn run_stage(run: &Run, stage: Stage, from: Option<PathBuf>) -> Result<()> {
     let tokenizer = run.tokenizer()?;
-    let parent_dir = from.or_else(|| parent_of(stage).map(|p| run.stage_dir(p)));
+    let parent_dir = from.or_else(|| stage.parent().map(|p| run.stage_dir(p)));
     let ctx = run.context(stage, tokenizer, parent_dir)?;
     let manifest = match stage {
-        "pretrain" => pretrain::run(&ctx, &run.config.pretrain)?,
-        "sft" => sft::run(&ctx, &run.config.sft)?,
-        "cot-sft" => cot_sft::run(&ctx, &run.config.cot_sft)?,
-        "dpo" => dpo::run(&ctx, &run.config.dpo)?,
-        "rlvr" => rlvr::run(&ctx, &run.config.rlvr)?,
-        other => anyhow::bail!("stage `{other}` is not implemented yet"),
+        Stage::Pretrain => pretrain::run(&ctx, &run.config.pretrain)?,
+        Stage::Sft => sft::run(&ctx, &run.config.sft)?,
+        Stage::CotSft => cot_sft::run(&ctx, &run.config.cot_sft)?,
+        Stage::Dpo => dpo::run(&ctx, &run.config.dpo)?,
+        Stage::Rlvr => rlvr::run(&ctx, &run.config.rlvr)?,
     };
     eprintln!(
         "{stage}: {} steps in {:.1}s → {}",

@@ -1,4 +1,5 @@
-//! A run folder, `runs/NAME/`: the chain's tokenizer, then one folder per stage.
+//! A run folder, `runs/NAME/`: the chain's tokenizer, then one folder per stage. A `Run`
+//! holds the folder's lock (`crate::lock`) for as long as it lives.
 
 use std::path::{Path, PathBuf};
 
@@ -13,25 +14,49 @@ use trainer::outputs::config_hash;
 use trainer::{files, Manifest, StageContext};
 
 use crate::config::PipelineConfig;
+use crate::lock::RunLock;
+use crate::stage::Stage;
+
+/// `run.json` in a run folder: which preset and config made the run.
+pub const RUN_INFO: &str = "run.json";
+/// The tokenizer settings the run's `tokenizer.json` was trained with.
+const TOKENIZER_SETTINGS: &str = "tokenizer.config.json";
 
 pub struct Run {
     pub dir: PathBuf,
     pub config: PipelineConfig,
     pub device: DeviceChoice,
     pub quiet: bool,
+    _lock: RunLock,
 }
 
 impl Run {
-    pub fn stage_dir(&self, stage: &str) -> PathBuf {
-        self.dir.join(stage)
+    /// Creates the run folder if needed and locks it; refuses when another process holds it.
+    pub fn open(
+        dir: PathBuf,
+        config: PipelineConfig,
+        device: DeviceChoice,
+        quiet: bool,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = RunLock::acquire(&dir)?;
+        Ok(Self {
+            dir,
+            config,
+            device,
+            quiet,
+            _lock: lock,
+        })
+    }
+
+    pub fn stage_dir(&self, stage: Stage) -> PathBuf {
+        stage.dir(&self.dir)
     }
 
     /// Writes `run.json` (which preset and config made this run), refusing to mix presets in
     /// one run folder: the report must be able to say which one produced it.
     pub fn record_preset(&self, preset: &str, config: &Path, overrides: &[String]) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
-        let path = self.dir.join("run.json");
+        let path = self.dir.join(RUN_INFO);
         if let Ok(text) = std::fs::read_to_string(&path) {
             let saved: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not valid JSON", path.display()))?;
@@ -49,19 +74,14 @@ impl Run {
             "config": config.display().to_string(),
             "overrides": overrides,
         });
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&info)?)?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(())
+        data::atomic::write(&path, serde_json::to_string_pretty(&info)?)
     }
 
     /// The run's one vocabulary: loaded if this run already has it, else trained on the union
     /// of every stage's text and saved. A run never silently switches tokenizers.
     pub fn tokenizer(&self) -> Result<TextTokenizer> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
         let path = self.dir.join(files::TOKENIZER);
-        let settings_path = self.dir.join("tokenizer.config.json");
+        let settings_path = self.dir.join(TOKENIZER_SETTINGS);
         let settings = serde_json::to_string(&self.config.tokenizer)?;
         if path.exists() {
             let saved = std::fs::read_to_string(&settings_path).unwrap_or_default();
@@ -78,7 +98,7 @@ impl Run {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let tokenizer = TextTokenizer::train(&self.config.tokenizer, &refs)?;
         tokenizer.save(&path)?;
-        std::fs::write(&settings_path, settings)?;
+        data::atomic::write(&settings_path, settings)?;
         Ok(tokenizer)
     }
 
@@ -102,14 +122,14 @@ impl Run {
 
     pub fn context(
         &self,
-        stage: &str,
+        stage: Stage,
         tokenizer: TextTokenizer,
         parent_dir: Option<PathBuf>,
     ) -> Result<StageContext> {
         let mut model = self.config.model.clone();
         model.vocab_size = tokenizer.vocab_size();
         Ok(StageContext {
-            stage: stage.to_string(),
+            stage: stage.name().to_string(),
             out_dir: self.stage_dir(stage),
             device: self.device.device().map_err(anyhow::Error::msg)?,
             device_name: self.device.to_string(),
@@ -125,43 +145,47 @@ impl Run {
 
 impl Run {
     /// SHA-256 of one stage's settings, the same value the stage records in its manifest.
-    pub fn stage_config_hash(&self, stage: &str) -> Option<String> {
+    pub fn stage_config_hash(&self, stage: Stage) -> String {
         let c = &self.config;
-        Some(match stage {
-            "pretrain" => config_hash(&c.pretrain),
-            "sft" => config_hash(&c.sft),
-            "cot-sft" => config_hash(&c.cot_sft),
-            "dpo" => config_hash(&c.dpo),
-            "rlvr" => config_hash(&c.rlvr),
-            _ => return None,
-        })
+        match stage {
+            Stage::Pretrain => config_hash(&c.pretrain),
+            Stage::Sft => config_hash(&c.sft),
+            Stage::CotSft => config_hash(&c.cot_sft),
+            Stage::Dpo => config_hash(&c.dpo),
+            Stage::Rlvr => config_hash(&c.rlvr),
+        }
     }
 
     /// A stage is up to date when its folder holds a finished stage (a manifest) made with
     /// the same settings, tokenizer and model shape, from the parent checkpoint that is there
-    /// now. Rerunning the pipeline skips such stages.
-    pub fn is_up_to_date(
-        &self,
-        stage: &str,
-        parent: Option<&str>,
-        tokenizer: &TextTokenizer,
-    ) -> bool {
-        let Ok(manifest) = Manifest::load(&self.stage_dir(stage).join(files::MANIFEST)) else {
-            return false;
+    /// now. Rerunning the pipeline skips such stages. A manifest that is there but malformed
+    /// is an error naming it, not a reason to retrain over it.
+    pub fn is_up_to_date(&self, stage: Stage, tokenizer: &TextTokenizer) -> Result<bool> {
+        let Some(manifest) = self.manifest(stage)? else {
+            return Ok(false);
         };
         let mut model = self.config.model.clone();
         model.vocab_size = tokenizer.vocab_size();
-        let parent_ok = match parent {
+        let parent_ok = match stage.parent() {
             None => manifest.parent_checkpoint_hash.is_none(),
-            Some(p) => Manifest::load(&self.stage_dir(p).join(files::MANIFEST))
-                .map(|pm| manifest.parent_checkpoint_hash.as_ref() == Some(&pm.checkpoint_hash))
-                .unwrap_or(false),
+            Some(p) => self.manifest(p)?.is_some_and(|pm| {
+                manifest.parent_checkpoint_hash.as_ref() == Some(&pm.checkpoint_hash)
+            }),
         };
-        parent_ok
-            && Some(&manifest.config_hash) == self.stage_config_hash(stage).as_ref()
+        Ok(parent_ok
+            && manifest.config_hash == self.stage_config_hash(stage)
             && manifest.tokenizer_hash == tokenizer.hash()
             && manifest.model == model
-            && self.stage_dir(stage).join(files::CHECKPOINT).is_file()
+            && self.stage_dir(stage).join(files::CHECKPOINT).is_file())
+    }
+
+    /// The stage's manifest, `None` when it has not finished here.
+    fn manifest(&self, stage: Stage) -> Result<Option<Manifest>> {
+        let path = self.stage_dir(stage).join(files::MANIFEST);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Manifest::load(&path).map(Some)
     }
 }
 

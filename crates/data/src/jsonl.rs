@@ -24,16 +24,14 @@ pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     Ok(rows)
 }
 
-/// Written atomically (temporary file, then rename).
+/// Written atomically (`crate::atomic::write`).
 pub fn write<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
     let mut text = String::new();
     for row in rows {
         text.push_str(&serde_json::to_string(row)?);
         text.push('\n');
     }
-    let tmp = path.with_extension("jsonl.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+    crate::atomic::write(path, text)
 }
 
 /// The user's JSONL when one is configured; otherwise `generate()`, saved as `train.jsonl` in

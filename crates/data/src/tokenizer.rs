@@ -110,12 +110,9 @@ impl TextTokenizer {
         Ok(Self { inner, json })
     }
 
-    /// Writes `tokenizer.json` atomically (temporary file, then rename).
+    /// Writes `tokenizer.json` atomically (`crate::atomic::write`).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, &self.json).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-        Ok(())
+        crate::atomic::write(path, &self.json)
     }
 
     /// SHA-256 of the serialised tokenizer: two runs share a vocabulary iff hashes match.

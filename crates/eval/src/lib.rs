@@ -15,6 +15,17 @@ use serde::{Deserialize, Serialize};
 
 pub use greedy::{greedy_completions, sampled_completions};
 
+/// `task` of each kind of `eval.json` row.
+pub mod task {
+    pub const REVERSE: &str = "reverse";
+    pub const DIGIT_SUM: &str = "digit_sum";
+    pub const PREFERENCE: &str = "preference";
+    pub const EXACT_MATCH: &str = "exact_match";
+}
+
+/// Metric key of held-out digit-sum accuracy during training: `eval/accuracy_k3` for K = 3.
+pub const PER_K_METRIC_PREFIX: &str = "eval/accuracy_k";
+
 /// One line of `eval.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalRow {
@@ -64,7 +75,7 @@ impl EvalRow {
     pub fn preference(mode: &str, n: usize, correct: usize, margin: f64) -> Self {
         Self {
             margin: Some(margin),
-            ..Self::new("preference", None, mode, n, correct, 0)
+            ..Self::new(task::PREFERENCE, None, mode, n, correct, 0)
         }
     }
 }
@@ -81,15 +92,15 @@ pub fn evaluate_reverse(
     let outputs = greedy_completions(model, tokenizer, &prompts, device)?;
     let mut correct = 0;
     let mut malformed = 0;
-    for (word, out) in held_out_words.iter().zip(&outputs) {
-        if out == &reverse::completion(word) {
+    for ((word, prompt), out) in held_out_words.iter().zip(&prompts).zip(&outputs) {
+        if reverse::is_correct(prompt, out) {
             correct += 1;
-        } else if out.len() != 5 || !out.ends_with('#') {
+        } else if !reverse::is_well_formed(word, out) {
             malformed += 1;
         }
     }
     Ok(EvalRow::new(
-        "reverse",
+        task::REVERSE,
         None,
         label,
         prompts.len(),
@@ -123,7 +134,7 @@ pub fn evaluate_digit_sum(
             }
         }
         rows.push(EvalRow::new(
-            "digit_sum",
+            task::DIGIT_SUM,
             Some(k),
             mode.name(),
             problems.len(),
@@ -214,7 +225,12 @@ impl<'a> DigitSumSuite<'a> {
 /// Per-K rows as `eval/accuracy_kK` metric pairs.
 fn per_k_metrics(rows: &[EvalRow]) -> Vec<(String, f64)> {
     rows.iter()
-        .map(|r| (format!("eval/accuracy_k{}", r.k.unwrap_or(0)), r.accuracy))
+        .map(|r| {
+            (
+                format!("{PER_K_METRIC_PREFIX}{}", r.k.unwrap_or(0)),
+                r.accuracy,
+            )
+        })
         .collect()
 }
 
@@ -228,10 +244,7 @@ pub fn report_rows(stage: &str, path: &Path, rows: &[EvalRow]) -> Result<()> {
 
 /// Writes `eval.json` (a JSON array of rows), atomically.
 pub fn write_eval(path: &Path, rows: &[EvalRow]) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(rows)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+    data::atomic::write(path, serde_json::to_string_pretty(rows)?)
 }
 
 pub fn read_eval(path: &Path) -> Result<Vec<EvalRow>> {
@@ -286,7 +299,7 @@ pub fn evaluate_exact_match(
         .filter(|out| !out.ends_with(data::tokenizer::END))
         .count();
     Ok(EvalRow::new(
-        "exact_match",
+        task::EXACT_MATCH,
         None,
         label,
         examples.len(),

@@ -19,10 +19,6 @@ pub fn zeros<const D: usize>(shape: [usize; D], device: &Device) -> Param<Tensor
     Param::from_tensor(Tensor::zeros(shape, device))
 }
 
-pub fn ones<const D: usize>(shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
-    Param::from_tensor(Tensor::ones(shape, device))
-}
-
 /// Std of a projection that writes into the residual stream.
 pub fn residual_std(n_layers: usize) -> f64 {
     INIT_STD / (2.0 * n_layers as f64).sqrt()

@@ -24,7 +24,8 @@ use trainer::{files, Manifest, StageContext};
 pub use config::RlvrConfig;
 use train::GrpoStep;
 
-/// `eval.json`'s `mode` for the parent's rows, measured before training.
+/// `mode` of the `eval.json` rows that score the parent (the frozen reference) before
+/// training, on the same problems as the trained policy's `cot` rows.
 pub const PARENT_MODE: &str = "parent";
 
 pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {

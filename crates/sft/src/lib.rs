@@ -21,15 +21,31 @@ use trainer::{files, Manifest, StageContext};
 
 pub use config::SftConfig;
 
-/// The metrics of the ablation twin (the main run's go to `metrics.jsonl`).
-pub const ABLATION_METRICS: &str = "metrics.unmasked.jsonl";
+/// `mode` of the `eval.json` rows (and label of the metrics file) of the run with the prompt
+/// mask, and of the one without.
+pub const MASKED: &str = "masked";
+pub const UNMASKED: &str = "unmasked";
+/// Metrics of the ablation, beside the main run's `metrics.jsonl`: the variant with the mask
+/// flipped (`metrics.unmasked.jsonl` with the default `mask_prompt = true`).
+pub const MASKED_METRICS: &str = "metrics.masked.jsonl";
+pub const UNMASKED_METRICS: &str = "metrics.unmasked.jsonl";
+/// Held-out reverse-word accuracy during training, in both metrics files.
+pub const EVAL_ACCURACY: &str = "eval/accuracy";
 
 /// What a loop is called in metrics files, snapshots and `eval.json`'s `mode`.
 pub fn mask_label(mask_prompt: bool) -> &'static str {
     if mask_prompt {
-        "masked"
+        MASKED
     } else {
-        "unmasked"
+        UNMASKED
+    }
+}
+
+fn ablation_metrics(mask_prompt: bool) -> &'static str {
+    if mask_prompt {
+        MASKED_METRICS
+    } else {
+        UNMASKED_METRICS
     }
 }
 
@@ -62,7 +78,7 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
         let metrics_file = if is_main {
             files::METRICS
         } else {
-            ABLATION_METRICS
+            ablation_metrics(mask_prompt)
         };
         let run = SupervisedRun {
             name: label,
@@ -74,7 +90,7 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
         };
         let mut held_out_accuracy = |model: &Gpt| {
             let row = evaluate_reverse(model, &ctx.tokenizer, &held_out, label, &ctx.device)?;
-            Ok(vec![("eval/accuracy".to_string(), row.accuracy)])
+            Ok(vec![(EVAL_ACCURACY.to_string(), row.accuracy)])
         };
         let model = run
             .train(

@@ -85,8 +85,8 @@ mod tests {
         Manifest {
             stage: "pretrain".into(),
             step: 1,
-            config_hash: "c".into(),
-            tokenizer_hash: "t".into(),
+            config_hash: "c".repeat(64),
+            tokenizer_hash: "7".repeat(64),
             checkpoint_hash: checkpoint_hash.into(),
             parent_checkpoint_hash: None,
             parent_dir: None,
@@ -105,10 +105,10 @@ mod tests {
     #[test]
     fn a_snapshot_key_changes_with_the_parent_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, hash) in [("a", "aaaa"), ("b", "bbbb")] {
+        for (name, hash) in [("a", "a".repeat(64)), ("b", "b".repeat(64))] {
             let parent = dir.path().join(name);
             std::fs::create_dir_all(&parent).unwrap();
-            manifest(hash)
+            manifest(&hash)
                 .save(&parent.join(crate::files::MANIFEST))
                 .unwrap();
         }

@@ -1,5 +1,6 @@
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
+use data::hash::short;
 use model::{checkpoint, Gpt};
 
 use crate::{files, Manifest, StageContext};
@@ -26,8 +27,8 @@ pub fn load_parent(ctx: &StageContext, device: &Device) -> Result<Gpt> {
         bail!(
             "parent {} was trained with tokenizer {} but this run's tokenizer is {}",
             dir.display(),
-            &manifest.tokenizer_hash[..12],
-            &ctx.tokenizer.hash()[..12]
+            short(&manifest.tokenizer_hash),
+            short(&ctx.tokenizer.hash())
         );
     }
     let path = dir.join(files::CHECKPOINT);

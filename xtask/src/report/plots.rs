@@ -1,6 +1,6 @@
 //! SVG charts for the report, through plotters' SVG backend (no fonts or image libraries).
-
-use std::path::Path;
+//! Each chart is drawn into a string (`plot`, its file name, only names it in errors); the
+//! report writes the files once everything was read.
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
@@ -27,12 +27,24 @@ fn range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     (lo - pad * span, hi + pad * span)
 }
 
-/// One chart of several lines over a shared x axis (steps).
-pub fn lines(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
+/// One chart of several lines over a shared x axis (steps), as SVG.
+pub fn lines(plot: &str, title: &str, y_label: &str, series: &[Series]) -> Result<String> {
+    let mut svg = String::new();
+    draw_lines(&mut svg, plot, title, y_label, series)?;
+    Ok(svg)
+}
+
+fn draw_lines(
+    svg: &mut String,
+    plot: &str,
+    title: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {plot}.svg: {e}");
     let (x0, x1) = range(series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)), 0.0);
     let (y0, y1) = range(series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1)), 0.05);
-    let root = SVGBackend::new(path, (720, 360)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (720, 360)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
@@ -75,15 +87,27 @@ pub fn lines(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Resu
     Ok(())
 }
 
-/// Grouped bars: one group per category, one bar per series, values in [0, 100].
+/// Grouped bars: one group per category, one bar per series, values in [0, 100], as SVG.
 pub fn grouped_bars(
-    path: &Path,
+    plot: &str,
+    title: &str,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<String> {
+    let mut svg = String::new();
+    draw_grouped_bars(&mut svg, plot, title, categories, series)?;
+    Ok(svg)
+}
+
+fn draw_grouped_bars(
+    svg: &mut String,
+    plot: &str,
     title: &str,
     categories: &[String],
     series: &[(String, Vec<f64>)],
 ) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
-    let root = SVGBackend::new(path, (720, 360)).into_drawing_area();
+    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {plot}.svg: {e}");
+    let root = SVGBackend::with_string(svg, (720, 360)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let n = categories.len() as f64;
     let mut chart = ChartBuilder::on(&root)

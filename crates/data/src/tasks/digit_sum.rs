@@ -92,20 +92,6 @@ impl DigitSum {
         }
     }
 
-    /// Recovers the problem from its prompt (`3+4+5=`), for evaluating JSONL files.
-    pub fn from_prompt(prompt: &str) -> Option<Self> {
-        let body = prompt.strip_suffix('=')?;
-        let digits: Option<Vec<u8>> = body
-            .split('+')
-            .map(|t| match t.as_bytes() {
-                [d] if d.is_ascii_digit() => Some(d - b'0'),
-                _ => None,
-            })
-            .collect();
-        let digits = digits?;
-        (digits.len() >= 2).then_some(Self { digits })
-    }
-
     /// Strict verification of a generated completion (cut after `#`).
     ///
     /// Direct: exactly `<integer>#`. CoT: `{a+b=c;…}N#` with exactly K − 1 steps that walk the
@@ -236,7 +222,6 @@ mod tests {
         assert_eq!(x.prompt(), "3+4+5+6=");
         assert_eq!(x.completion(Mode::Direct), "18#");
         assert_eq!(x.completion(Mode::Cot), "{3+4=7;7+5=12;12+6=18}18#");
-        assert_eq!(DigitSum::from_prompt("3+4+5+6="), Some(x));
     }
 
     #[test]

@@ -66,6 +66,14 @@ pub fn is_correct(word_prompt: &str, generated: &str) -> bool {
     generated == completion(word)
 }
 
+/// A completion in the task's format for `word`, right or wrong: as many letters as the
+/// word, then the end mark `#`.
+pub fn is_well_formed(word: &str, generated: &str) -> bool {
+    generated
+        .strip_suffix('#')
+        .is_some_and(|letters| letters.chars().count() == word.chars().count())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +89,8 @@ mod tests {
         );
         assert!(is_correct("<abcd>", "dcba#"));
         assert!(!is_correct("<abcd>", "dcb#"));
+        assert!(is_well_formed("abcd", "dcbx#") && is_well_formed("abcd", "dcba#"));
+        assert!(!is_well_formed("abcd", "dcb#") && !is_well_formed("abcd", "dcbax"));
     }
 
     #[test]

@@ -1,0 +1,69 @@
+//! "Task accuracy per K after every stage": held-out CoT accuracy per K, one column per
+//! stage that measured it (and RLVR's score of its parent when that parent's own column is
+//! not beside it).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use data::tasks::digit_sum::Mode;
+use eval::{task, EvalRow};
+
+use super::{pct, Report};
+use crate::stage::Stage;
+
+fn per_k(eval: &[EvalRow], mode: &str) -> BTreeMap<usize, f64> {
+    eval.iter()
+        .filter(|r| r.task == task::DIGIT_SUM && r.mode == mode)
+        .filter_map(|r| Some((r.k?, r.accuracy)))
+        .collect()
+}
+
+pub(super) fn section(report: &mut Report) -> Result<()> {
+    let mut columns: Vec<(String, BTreeMap<usize, f64>)> = Vec::new();
+    let mut last_stage = None;
+    for stage in Stage::ALL {
+        let Some(files) = report.stage(stage)? else {
+            continue;
+        };
+        let eval = files.eval()?;
+        if stage == Stage::Rlvr {
+            // RLVR also scored its parent on the same problems, before training.
+            let parent = per_k(&eval, rlvr::PARENT_MODE);
+            if !parent.is_empty() && last_stage != stage.parent() {
+                columns.push((format!("{stage} parent"), parent));
+            }
+        }
+        let cot = per_k(&eval, Mode::Cot.name());
+        if !cot.is_empty() {
+            columns.push((stage.to_string(), cot));
+            last_stage = Some(stage);
+        }
+    }
+    if columns.is_empty() {
+        return Ok(());
+    }
+    report.heading("Task accuracy per K after every stage");
+    report.para("Held-out digit sums, CoT format, greedy decoding, strict verifier.".into());
+    let ks: BTreeSet<usize> = columns
+        .iter()
+        .flat_map(|(_, c)| c.keys().copied())
+        .collect();
+    let rows = ks
+        .iter()
+        .map(|k| {
+            std::iter::once(format!("K={k}"))
+                .chain(
+                    columns
+                        .iter()
+                        .map(|(_, c)| c.get(k).map_or("—".into(), |a| pct(*a))),
+                )
+                .collect()
+        })
+        .collect();
+    let header: Vec<String> = std::iter::once("K".to_string())
+        .chain(columns.iter().map(|(n, _)| n.clone()))
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    report.table(&header, rows);
+    Ok(())
+}
