@@ -25,11 +25,13 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::fastmath::exp_f32;
-use crate::{flex_buffer, simd_kernel};
+use crate::flex_buffer;
+use crate::simd::simd_kernel;
 
 /// Softmax over the last axis of `scale · scores` (`[.., queries, keys]`), where query `i`
-/// sees keys `0..=i + keys − queries`. Masked positions get probability 0. Flex, and wgpu
-/// under autodiff; wgpu's forward-only passes use Burn's fused `attention` instead.
+/// sees keys `0..=i + keys − queries`. Masked positions get probability 0. For the
+/// `FusedCpu` and `GpuOps` paths of [`causal_attention`](crate::causal_attention); a GPU's
+/// forward-only passes use Burn's fused `attention` instead.
 pub fn causal_softmax<const D: usize>(scores: Tensor<D>, scale: f32) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedCausalSoftmax>::causal_softmax(
         scores.into_dispatch(),
