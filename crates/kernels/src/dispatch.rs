@@ -17,7 +17,7 @@
 //! | the optimizer (`trainer::step`) | Burn's AdamW, tensor by tensor | one flat AdamW | one flat AdamW |
 //!
 //! On the `FusedCpu` path each kernel's loop then picks the CPU's widest vector unit at run time
-//! ([`simd_kernel!`](crate::simd::simd_kernel)).
+//! (`simd_kernel!`, in `simd.rs`).
 //!
 //! Why three paths: on the CPU the fused kernels beat Burn's operations; a GPU pays per kernel
 //! launch, so under autodiff it wants few operations, each with a backward that fusion can join;

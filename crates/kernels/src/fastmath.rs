@@ -2,7 +2,7 @@
 //!
 //! libm's scalar `erff` and `expf` have branches and stop the compiler from using SIMD; these
 //! are within a few ulp of them on the ranges the fused GELU and softmax kernels use.
-//! [`simd_kernel!`](crate::simd::simd_kernel) compiles a loop over them for the widest vector
+//! `simd_kernel!` (in `simd.rs`) compiles a loop over them for the widest vector
 //! unit the CPU has.
 
 /// erf as an odd rational function on [-4, 4] (outside it erf is ±1 in f32): Eigen's

@@ -1,12 +1,12 @@
 //! The fused CPU and GPU kernels the GPT runs on, each behind a plain function, with its
 //! backward pass and its tests.
 //!
-//! - [`linear`] and [`matmul`]: matrix products, straight into their output on the CPU.
+//! - [`linear`] and [`matmul()`]: matrix products, straight into their output on the CPU.
 //! - [`causal_attention`]: two products around `causal_softmax`, one pass forward and one
 //!   backward on the CPU, one autodiff operation on a GPU; Burn's fused attention on a GPU's
 //!   forward-only passes.
-//! - [`gelu`]: the exact (erf) GELU, fused and vectorised on the CPU.
-//! - [`layer_norm`]: one autodiff operation with its own backward for training on a GPU.
+//! - [`gelu()`]: the exact (erf) GELU, fused and vectorised on the CPU.
+//! - [`layer_norm()`]: one autodiff operation with its own backward for training on a GPU.
 //!
 //! Which implementation runs is decided in one place, [`dispatch`], from the tensor's device.
 //! The CPU kernels read and write flex tensors as plain buffers (`flex_buffer`), use a
