@@ -1,12 +1,8 @@
 use burn::module::{Module, Param};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
+use kernels::{causal_attention, linear};
 
-use crate::causal_softmax::causal_softmax;
 use crate::init;
-use crate::linear::linear;
-use crate::matmul::matmul;
 
 /// Multi-head causal self-attention with one fused, bias-free QKV projection.
 /// Weights are stored `[d_in, d_out]` (Burn's layout): `y = x @ W`.
@@ -72,24 +68,10 @@ impl CausalSelfAttention {
         (take(0), take(1), take(2))
     }
 
+    /// softmax(q·kᵀ / sqrt(k), causal) · v in every head, the heads joined back into `[B, T, d]`
+    /// and projected.
     fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, [b, t, d]: [usize; 3]) -> Tensor<3> {
-        let device = q.device();
-        let y = if device == Device::flex() || device.is_autodiff() {
-            // Two matrix products around one causal softmax with its own backward (see
-            // `causal_softmax`); scaled by 1/sqrt(k) like Burn's attention.
-            let scale = 1.0 / (q.dims()[3] as f32).sqrt();
-            matmul(causal_softmax(matmul(q, k.swap_dims(2, 3)), scale), v)
-        } else {
-            // A GPU's forward-only pass: Burn's fused attention kernel. Scores are scaled by
-            // 1/sqrt(k) (the default scale); the causal mask is aligned bottom-right, so it is
-            // also right for cached decoding where q is shorter than k.
-            let options = AttentionModuleOptions {
-                scale: None,
-                softcap: None,
-                is_causal: true,
-            };
-            attention(q, k, v, None, None, options)
-        };
-        linear(y.swap_dims(1, 2).reshape([b, t, d]), self.proj.val())
+        let y = causal_attention(q, k, v).swap_dims(1, 2).reshape([b, t, d]);
+        linear(y, self.proj.val())
     }
 }

@@ -1,9 +1,9 @@
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
+use kernels::layer_norm;
 
 use crate::attention::{CausalSelfAttention, LayerCache};
-use crate::layer_norm::layer_norm;
 use crate::mlp::Mlp;
 
 /// One pre-norm transformer block: `x + Attn(LN(x))`, then `x + MLP(LN(x))`.

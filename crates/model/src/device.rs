@@ -4,12 +4,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use burn::tensor::Device;
+use kernels::KernelPath;
 
 /// The number of data-parallel shards worth making on `device`: on the CPU (flex), one per
 /// thread of rayon's pool (`RAYON_NUM_THREADS`); on a GPU, one, since a GPU wants the whole
 /// batch at once. Float rounding depends on it, not values.
 pub fn shard_count(device: &Device) -> usize {
-    if *device == Device::flex() {
+    if KernelPath::of(device).is_cpu() {
         rayon::current_num_threads().max(1)
     } else {
         1
@@ -18,7 +19,7 @@ pub fn shard_count(device: &Device) -> usize {
 
 /// [`shard_count`] for forward-only passes that share one model across threads (evaluation,
 /// reference log-probs, greedy decoding): one on the autodiff device, where those threads would
-/// build one graph together, which crashed a DPO run ("graph tape has already been consumed").
+/// build one graph together, which Burn's autodiff does not survive (`docs/perf.md`, change 4).
 pub fn forward_shard_count(device: &Device) -> usize {
     if device.is_autodiff() {
         1

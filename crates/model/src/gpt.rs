@@ -2,13 +2,12 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor};
+use kernels::{layer_norm, linear};
 
 use crate::attention::LayerCache;
 use crate::block::Block;
 use crate::config::GptConfig;
 use crate::init;
-use crate::layer_norm::layer_norm;
-use crate::linear::linear;
 
 /// The lesson-01 GPT. The output head is the token embedding itself (`x @ Eᵀ`): one
 /// parameter, so the tie survives saving, loading and optimizer steps.

@@ -1,11 +1,10 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
+use kernels::{gelu, linear};
 
-use crate::gelu::gelu;
 use crate::init;
-use crate::linear::linear;
 
-/// The 4x-wide feed-forward block with biases and exact (erf) GELU (fused on the CPU).
+/// The 4x-wide feed-forward block with biases and exact (erf) GELU.
 #[derive(Module, Debug)]
 pub struct Mlp {
     pub fc_weight: Param<Tensor<2>>,

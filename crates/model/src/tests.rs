@@ -22,11 +22,11 @@ fn ids(values: &[i64], batch: usize) -> Tensor<2, Int> {
     )
 }
 
-pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec().unwrap()
 }
 
-pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
         .map(|(x, y)| (x - y).abs())

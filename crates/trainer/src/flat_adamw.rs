@@ -1,9 +1,9 @@
 //! AdamW over every parameter at once, for the GPU path.
 //!
 //! Burn's optimizer updates each parameter tensor on its own, and the global gradient norm
-//! takes a reduction per tensor: about 190 kernel launches a step for this model's 44 tensors.
-//! On a GPU at this size each launch costs more than its work (`docs/perf.md`, "Why the wgpu
-//! step is slow"), so here the gradients are joined into one flat vector, its norm is one
+//! takes a reduction per tensor: several kernel launches per tensor, every step. On a GPU at
+//! this size each launch costs more than its work (`docs/perf.md`, "Why the wgpu step is
+//! slow"), so here the gradients are joined into one flat vector, its norm is one
 //! reduction, and the update is one elementwise pass over flat parameters and moments. The
 //! model's parameters then become views into the updated flat vector.
 //!
@@ -207,10 +207,9 @@ impl FlatAdamW {
 }
 
 /// Burn fuses a concatenation into one kernel only while its inputs fit the device's storage
-/// buffer bindings (on lavapipe, between 22 and 30 of them); past that it copies each input with
-/// a kernel of its own. Joining groups of this many first keeps each join fused on any device
-/// with 16 or more bindings: 44 gradients take 4 kernels instead of 44. On lavapipe, launches per
-/// step and forward pass went 441 → 401; groups of 11 or 22 gave the same, 30 fell back.
+/// buffer bindings; past that it copies each input with a kernel of its own. Joining groups of
+/// this many first keeps each join fused on any device with 16 or more bindings (`docs/perf.md`,
+/// change 17).
 const CAT_GROUP: usize = 15;
 
 /// `parts` joined end to end, in groups of [`CAT_GROUP`].

@@ -2,6 +2,7 @@ use anyhow::{bail, Result};
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::tensor::{Device, Tensor};
+use kernels::KernelPath;
 
 use crate::clip::{clip_factor, clip_to_norm, squared_grad_norm};
 use crate::flat_adamw::{is_flat_state, FlatAdamW, FlatGradients};
@@ -15,12 +16,13 @@ pub struct StepReport {
     pub lr: f64,
 }
 
-/// How the parameters are updated, chosen by device at the first step (or resume).
+/// How the parameters are updated, chosen at the first step (or resume) by the kernels' device
+/// rule (`kernels::dispatch`).
 enum Updater {
     /// The CPU: Burn's AdamW, tensor by tensor, and the norm summed tensor by tensor.
     PerTensor(ModuleOptimizer),
-    /// A GPU: the same AdamW over one flat vector, a handful of kernels instead of ~190
-    /// (see `flat_adamw`).
+    /// A GPU: the same AdamW over one flat vector, a handful of kernels instead of several per
+    /// tensor (see `flat_adamw`).
     Flat(Box<FlatAdamW>),
 }
 
@@ -44,13 +46,14 @@ impl OptimizerStep {
 
     fn updater(&mut self, device: &Device) -> &mut Updater {
         let config = &self.config;
-        self.updater.get_or_insert_with(|| {
-            if *device == Device::flex() {
-                Updater::PerTensor(config.init())
-            } else {
-                Updater::Flat(Box::new(FlatAdamW::new(config)))
-            }
-        })
+        // The device may be the loss's, off the graph: both GPU paths get the flat optimizer.
+        self.updater
+            .get_or_insert_with(|| match KernelPath::of(device) {
+                KernelPath::FusedCpu => Updater::PerTensor(config.init()),
+                KernelPath::GpuOps | KernelPath::Burn => {
+                    Updater::Flat(Box::new(FlatAdamW::new(config)))
+                }
+            })
     }
 
     /// Writes the optimizer's state (AdamW moments and step counts).

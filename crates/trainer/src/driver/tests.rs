@@ -72,10 +72,26 @@ struct Outcome {
     evaluated_at: Vec<usize>,
 }
 
+/// The same initial weights for every run of this file, whatever other tests do to the
+/// device's global random seed meanwhile: drawn once, saved, loaded by each run.
+fn initial_model(device: &Device) -> Gpt {
+    static CHECKPOINT: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = CHECKPOINT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = Device::flex();
+        plain.seed(3);
+        let path = dir.path().join("init.safetensors");
+        model::checkpoint::save(&Gpt::new(&shape(), &plain), &shape(), &path).unwrap();
+        dir
+    });
+    model::checkpoint::load(&dir.path().join("init.safetensors"), device)
+        .unwrap()
+        .0
+}
+
 fn train(dir: &std::path::Path, interrupt_after: Option<usize>) -> Result<Outcome> {
     let device = Device::flex().autodiff();
-    device.seed(3);
-    let model = Gpt::new(&shape(), &device);
+    let model = initial_model(&device);
     let metrics_path = dir.join("metrics.jsonl");
     let optimizer = OptimConfig::with_lr(1e-2);
     let training = TrainingLoop {

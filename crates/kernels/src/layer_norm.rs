@@ -1,17 +1,18 @@
-//! Layer norm as one differentiable operation, for the GPU path.
+//! Layer norm as one differentiable operation, for training on a GPU (`KernelPath::GpuOps`).
 //!
 //! Burn differentiates `LayerNorm` through the operations its forward pass is made of (mean,
 //! subtract, square, mean, add, sqrt, divide, scale, shift). Each has its own backward, and the
-//! shapes alternate between `[.., d]` and `[.., 1]`. On wgpu, Burn's fusion runs most of that
-//! backward one operation per kernel: about 25 launches per layer norm, nine layer norms per
-//! step (`docs/perf.md`, "Why the wgpu step is slow"). Here autodiff sees one operation. Its
+//! shapes alternate between `[.., d]` and `[.., 1]`, which Burn's fusion on wgpu mostly runs one
+//! operation per kernel (`docs/perf.md`, "Why the wgpu step is slow"). Here autodiff sees one
+//! operation. Its
 //! backward is the textbook formula, with g = dy·γ and x̂ the normalised input:
 //!
 //! dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)),  dγ = Σ dy · x̂,  dβ = Σ dy.
 //!
 //! It is written as a few reductions with the elementwise work between them, which fusion
-//! can join. The CPU path keeps Burn's `LayerNorm`: flex runs its forward pass as one kernel,
-//! and layer norms are a small share of the CPU profile.
+//! can join. The CPU path and a GPU's forward-only passes keep Burn's `LayerNorm`: flex runs its
+//! forward pass as one kernel, layer norms are a small share of the CPU profile, and a GPU
+//! fuses the forward pass well.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -20,16 +21,21 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
 use burn::nn::LayerNorm;
-use burn::tensor::{Device, Shape, Tensor};
+use burn::tensor::{Shape, Tensor};
 
-/// `norm` applied to `x` over its last axis. Under autodiff off flex this is one operation
-/// with a hand-written backward (see the module doc); elsewhere it is Burn's own `LayerNorm`,
-/// which flex runs as one kernel and a GPU's forward-only pass fuses well.
+use crate::dispatch::KernelPath;
+
+/// `norm` applied to `x` over its last axis. On the `GpuOps` path this is one operation with a
+/// hand-written backward (see the module doc); on the others it is Burn's own `LayerNorm`.
 pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
-    let device = x.device();
-    if device == Device::flex() || !device.is_autodiff() {
-        return norm.forward(x);
+    match KernelPath::of(&x.device()) {
+        KernelPath::GpuOps => one_operation(norm, x),
+        KernelPath::FusedCpu | KernelPath::Burn => norm.forward(x),
     }
+}
+
+/// The one-operation layer norm (`LayerNormOps`), with ε = [`EPSILON`].
+fn one_operation<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
     let beta = norm
         .beta
         .as_ref()
@@ -42,8 +48,8 @@ pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
     ))
 }
 
-/// The ε of every layer norm in the model: `LayerNormConfig`'s default, which `Gpt::new` uses
-/// (Burn keeps a `LayerNorm`'s own ε private).
+/// The ε the one-operation layer norm uses: `LayerNormConfig`'s default, which the model's layer
+/// norms are built with (Burn keeps a `LayerNorm`'s own ε private, so it cannot be read off).
 pub const EPSILON: f64 = 1e-5;
 
 #[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
@@ -199,19 +205,19 @@ impl<B: Backend + LayerNormOps, C: CheckpointStrategy> LayerNormOps for Autodiff
 mod tests {
     use burn::module::Param;
     use burn::nn::LayerNormConfig;
-    use burn::tensor::{Distribution, TensorData};
+    use burn::tensor::{Device, Distribution, TensorData};
 
     use super::*;
-    use crate::tests::{max_abs_diff, to_vec as values};
 
-    /// The one-operation layer norm, called directly (on flex the model uses Burn's).
-    fn fused(norm: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
-        Tensor::from_dispatch(<Dispatch as LayerNormOps>::layer_norm_last(
-            x.into_dispatch(),
-            norm.gamma.val().into_dispatch(),
-            norm.beta.as_ref().unwrap().val().into_dispatch(),
-            EPSILON,
-        ))
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec().unwrap()
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 
     #[test]
@@ -246,7 +252,7 @@ mod tests {
             )
         };
         let (y_ref, dx_ref, dgamma_ref, dbeta_ref) = run(norm.forward(x.clone()));
-        let (y, dx, dgamma, dbeta) = run(fused(&norm, x.clone()));
+        let (y, dx, dgamma, dbeta) = run(one_operation(&norm, x.clone()));
         assert!(max_abs_diff(&y, &y_ref) < 1e-5, "{y:?} vs {y_ref:?}");
         assert!(max_abs_diff(&dx, &dx_ref) < 1e-5, "{dx:?} vs {dx_ref:?}");
         assert!(max_abs_diff(&dgamma, &dgamma_ref) < 1e-5);
@@ -262,7 +268,10 @@ mod tests {
             TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, -1.0, 0.0, 1.0, 5.0], [1, 2, 4]),
             &device,
         );
-        let diff = max_abs_diff(&values(fused(&norm, x.clone())), &values(norm.forward(x)));
+        let diff = max_abs_diff(
+            &values(one_operation(&norm, x.clone())),
+            &values(norm.forward(x)),
+        );
         assert!(diff < 1e-5, "{diff}");
     }
 }

@@ -1,11 +1,11 @@
-//! Matrix products on the CPU backend without two extra passes over every output.
+//! Matrix products: [`matmul`] and [`linear`], the model's `x @ W`.
 //!
-//! Flex allocates each matrix product's output as zeroed bytes and then copies them into an
-//! aligned buffer (`FlexTensor::empty` → `Bytes::from_bytes_vec`) before gemm overwrites them:
-//! a memset and a memcpy per product, 5-8% of a training step (docs/perf.md). Here gemm writes
-//! into a zeroed `Vec<f32>` that becomes the tensor without a copy. A Burn backend extension runs it on flex, with the
-//! backward pass (two more products, on transposed views) written for autodiff. The products
-//! use the same gemm kernels and the same threading rules as flex's own.
+//! On the CPU path flex would allocate each product's output zeroed, copy it into an aligned
+//! buffer and only then let gemm overwrite it: two passes over every output that buy nothing
+//! (`docs/perf.md`, change 9). Here gemm writes into a zeroed `Vec<f32>` that becomes the
+//! tensor without a copy. A Burn backend extension runs it on flex, with the backward pass (two
+//! more products, on transposed views) written for autodiff. The products use the same gemm
+//! kernels and the same threading rules as flex's own, so they round the same way.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -15,20 +15,31 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
+use crate::dispatch::KernelPath;
 use crate::flex_buffer;
+
+/// `x @ W` for activations `[B, T, d_in]` and a weight `[d_in, d_out]`.
+///
+/// Batch and time are folded into one `[B·T, d_in]` matrix: one large product each way, where
+/// broadcasting the weight to `[1, d_in, d_out]` would make Burn run B small products and, in
+/// backward, B weight gradients to sum (`docs/perf.md`, change 2).
+pub fn linear(x: Tensor<3>, weight: Tensor<2>) -> Tensor<3> {
+    let [b, t, d_in] = x.dims();
+    let [_, d_out] = weight.dims();
+    matmul(x.reshape([b * t, d_in]), weight).reshape([b, t, d_out])
+}
 
 /// `lhs @ rhs` over the last two axes; leading axes must agree (no broadcasting on flex).
 pub fn matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
-    if lhs.device() == Device::flex() {
-        Tensor::from_dispatch(<Dispatch as DirectMatmul>::direct_matmul(
+    match KernelPath::of(&lhs.device()) {
+        KernelPath::FusedCpu => Tensor::from_dispatch(<Dispatch as DirectMatmul>::direct_matmul(
             lhs.into_dispatch(),
             rhs.into_dispatch(),
-        ))
-    } else {
-        lhs.matmul(rhs)
+        )),
+        KernelPath::GpuOps | KernelPath::Burn => lhs.matmul(rhs),
     }
 }
 
@@ -139,8 +150,8 @@ impl Product {
         let batch: usize = self.batch_dims.iter().product();
         let matrix_len = m * n;
         // Zeroed although gemm overwrites it: gemm's kernels still load the destination (scaled
-        // by 0), and a recycled buffer full of subnormal floats from earlier tensors made those
-        // loads slow. Training slowed from 49k to 31k tokens/s over 800 steps before this.
+        // by 0), and a recycled buffer full of subnormal floats from earlier tensors makes those
+        // loads slow, more so the longer a run goes (`docs/perf.md`, change 9).
         let mut out = vec![0.0f32; batch * matrix_len];
         let lhs_matrices = Operand::new(lhs, &self.batch_dims);
         let rhs_matrices = Operand::new(rhs, &self.batch_dims);
@@ -236,7 +247,7 @@ impl<'a> Operand<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
+    use burn::tensor::{Device, TensorData};
 
     fn values<const D: usize>(dims: [usize; D], seed: usize, device: &Device) -> Tensor<D> {
         let n: usize = dims.iter().product();
@@ -274,6 +285,14 @@ mod tests {
             values([64, 40, 24], 7, &device),
         );
         assert!(max_diff(matmul(p.clone(), v.clone()), p.matmul(v)) < 1e-5);
+    }
+
+    #[test]
+    fn linear_is_one_folded_product() {
+        let device = Device::flex();
+        let (x, w) = (values([3, 5, 8], 0, &device), values([8, 6], 1, &device));
+        let broadcast = x.clone().matmul(w.clone().unsqueeze::<3>());
+        assert!(max_diff(linear(x, w), broadcast) < 1e-5);
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The exact (erf) GELU, fused and vectorised for the CPU backend.
 //!
-//! Flex computes GELU and its derivative one element at a time through libm's scalar `erff`;
-//! that was 11% of a training step and about a quarter of a forward pass (docs/perf.md). Here
+//! Flex computes GELU and its derivative one element at a time through libm's scalar `erff`,
+//! whose branches keep the loop scalar (`docs/perf.md`, change 6). Here
 //! `erf` is a branch-free rational approximation (Eigen's `generic_fast_erf_float`, within a
 //! few ulp of `erff`) and `exp` a branch-free polynomial, so the compiler vectorises the loop.
 //! A Burn backend extension runs it on flex, with a hand-written backward pass for autodiff.
-//! Other backends keep Burn's own `gelu`.
+//! The GPU paths keep Burn's own `gelu`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -18,17 +18,20 @@ use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::DType;
-use burn::tensor::{activation, Device, Tensor};
+use burn::tensor::{activation, Tensor};
 
+use crate::dispatch::KernelPath;
 use crate::fastmath::{erf_f32, exp_f32};
-use crate::{flex_buffer, simd_kernel};
+use crate::flex_buffer;
+use crate::simd::simd_kernel;
 
-/// GELU(x) = x · Φ(x), exact (erf) form, on any device: fused on flex, Burn's own elsewhere.
+/// GELU(x) = x · Φ(x), exact (erf) form, on any device: fused on the CPU, Burn's own on a GPU.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if x.device() == Device::flex() {
-        Tensor::from_dispatch(<Dispatch as FusedGelu>::fused_gelu(x.into_dispatch()))
-    } else {
-        activation::gelu(x)
+    match KernelPath::of(&x.device()) {
+        KernelPath::FusedCpu => {
+            Tensor::from_dispatch(<Dispatch as FusedGelu>::fused_gelu(x.into_dispatch()))
+        }
+        KernelPath::GpuOps | KernelPath::Burn => activation::gelu(x),
     }
 }
 
@@ -160,7 +163,7 @@ fn gelu_derivative_f32(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
+    use burn::tensor::{Device, TensorData};
 
     fn inputs(device: &Device) -> Tensor<2> {
         let values: Vec<f32> = (0..400).map(|i| (i as f32 - 200.0) * 0.037).collect();
