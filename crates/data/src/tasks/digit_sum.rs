@@ -159,7 +159,6 @@ pub fn check_ks(key: &str, ks: &[usize]) -> Result<(), String> {
 }
 
 /// `n` training problems, K drawn uniformly from `ks`, all from the train split.
-
 pub fn train_problems(ks: &[usize], n: usize, seed: u64) -> Vec<DigitSum> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n)
