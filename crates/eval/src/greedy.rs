@@ -1,5 +1,3 @@
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use burn::tensor::Device;
 use data::tokenizer::END;
@@ -37,11 +35,7 @@ pub fn sampled_completions(
     device: &Device,
 ) -> Result<Vec<String>> {
     let end = tokenizer.symbol_id(END)?;
-    let mut by_length: BTreeMap<usize, Vec<(usize, Vec<u32>)>> = BTreeMap::new();
-    for (i, prompt) in prompts.iter().enumerate() {
-        let ids = tokenizer.encode(prompt)?;
-        by_length.entry(ids.len()).or_default().push((i, ids));
-    }
+    let by_length = data::batch::group_by_token_length(tokenizer, prompts)?;
     let options = SamplingOptions {
         max_new_tokens: model.block_size(),
         temperature,
@@ -56,7 +50,7 @@ pub fn sampled_completions(
         1
     };
     let mut batches: Vec<&[(usize, Vec<u32>)]> = Vec::new();
-    for group in by_length.values() {
+    for group in &by_length {
         batches.extend(group.chunks(group.len().div_ceil(shards).clamp(1, MAX_BATCH)));
     }
     let decode = |batch: &[(usize, Vec<u32>)], rng: &mut StdRng| {

@@ -1,8 +1,6 @@
 //! Rollouts: `group_size` samples per prompt from the current policy, KV-cached, batched over
 //! every prompt of the same token length.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use burn::tensor::Device;
 use data::tokenizer::END;
@@ -47,13 +45,9 @@ pub fn rollouts(
         top_k,
     } = options;
     let end = tokenizer.symbol_id(END)?;
-    let mut by_length: BTreeMap<usize, Vec<(usize, Vec<u32>)>> = BTreeMap::new();
-    for (i, prompt) in prompts.iter().enumerate() {
-        let ids = tokenizer.encode(prompt)?;
-        by_length.entry(ids.len()).or_default().push((i, ids));
-    }
+    let by_length = data::batch::group_by_token_length(tokenizer, prompts)?;
     let mut slots: Vec<Option<Rollout>> = vec![None; prompts.len() * group_size];
-    for group in by_length.values() {
+    for group in &by_length {
         let rows: Vec<Vec<u32>> = group
             .iter()
             .flat_map(|(_, ids)| std::iter::repeat_n(ids.clone(), group_size))
