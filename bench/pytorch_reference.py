@@ -156,6 +156,7 @@ def train(args):
             "variant": name,
             "threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "first_step_s": first_step_s,
             "train_ms": 1e3 * train_s,
             "train_tokens_per_s": tokens / train_s,

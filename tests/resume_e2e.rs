@@ -106,10 +106,13 @@ fn every_stage_resumed_after_an_interruption_equals_the_uninterrupted_run() {
     };
     assert_ok(&run(&mut xtask_in(&["pipeline", "--run", "whole"])));
 
-    // Stop each stage after a snapshot partway (its first loop, for stages with two).
+    // Stop each stage after a snapshot partway through its first loop; SFT also right after
+    // its main loop ends (the snapshot at its last step), before its ablation twin: the rerun
+    // resumes at that end instead of training the main loop again.
     for (stage, stop_after) in [
         ("pretrain", "10"),
         ("sft", "10"),
+        ("sft", "20"),
         ("cot-sft", "10"),
         ("dpo", "2"),
         ("rlvr", "2"),

@@ -50,6 +50,18 @@ pub struct BenchArgs {
     torch_python: Option<std::path::PathBuf>,
 }
 
+/// Which vector units our CPU path runs: the fused kernels' and gemm's (they differ when
+/// `GPT_MINI_SIMD` caps ours but the build still has gemm's AVX-512 kernels).
+pub fn simd_paths() -> String {
+    let cap = std::env::var(kernels::SIMD_VAR).unwrap_or_else(|_| "unset".into());
+    format!(
+        "fused kernels {} ({}={cap}), gemm {}",
+        kernels::SimdLevel::active().name(),
+        kernels::SIMD_VAR,
+        kernels::gemm_level().name()
+    )
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     let device = args.device.device().map_err(anyhow::Error::msg)?;
     let config = GptConfig {
@@ -88,6 +100,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         config.num_params(),
         rayon_threads()
     );
+    if args.device == DeviceChoice::Flex {
+        println!("SIMD: {}", simd_paths());
+    }
     println!(
         "first training step {:.2} s (on a GPU: kernel compilation and autotune)",
         timing.first_step_s

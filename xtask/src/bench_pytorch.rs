@@ -74,6 +74,22 @@ fn venv_python() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// The variables that hold PyTorch (ATen's kernels, MKL, oneDNN) to AVX2 when ours run at
+/// AVX2 on the CPU, so that both sides use one instruction set; none otherwise.
+fn pytorch_isa_cap(choice: DeviceChoice) -> Vec<(&'static str, &'static str)> {
+    let ours_avx2 =
+        kernels::SimdLevel::active().max(kernels::gemm_level()) == kernels::SimdLevel::Avx2;
+    if choice == DeviceChoice::Flex && ours_avx2 {
+        vec![
+            ("ATEN_CPU_CAPABILITY", "avx2"),
+            ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
+            ("ONEDNN_MAX_CPU_ISA", "AVX2"),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Every PyTorch variant's JSON line for one case.
 fn pytorch(
     python: &Path,
@@ -82,6 +98,7 @@ fn pytorch(
     torch_device: &str,
     steps: usize,
     warmup: usize,
+    isa_cap: &[(&str, &str)],
 ) -> Result<Vec<Value>> {
     let c = &case.config;
     let out = Command::new(python)
@@ -101,6 +118,7 @@ fn pytorch(
         ])
         .args(["--threads", threads])
         .args(["--device", torch_device])
+        .envs(isa_cap.iter().map(|&(k, v)| (k, v)))
         // OpenMP threads that spin make PyTorch collapse when anything else runs.
         .env("OMP_WAIT_POLICY", "PASSIVE")
         .output()
@@ -141,6 +159,20 @@ pub fn run(
         DeviceChoice::Wgpu => "cuda",
     };
     println!("ours on {choice}, PyTorch on {torch_device}");
+    let isa_cap = pytorch_isa_cap(choice);
+    if choice == DeviceChoice::Flex {
+        println!("ours: SIMD {}", crate::bench::simd_paths());
+        if kernels::SimdLevel::active() != kernels::gemm_level() {
+            println!(
+                "  warning: the fused kernels and gemm run different vector units, so this is \
+                 not one instruction set; for AVX2 throughout build with --no-default-features"
+            );
+        }
+        if !isa_cap.is_empty() {
+            let vars: Vec<String> = isa_cap.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("PyTorch held to AVX2 as well: {}", vars.join(" "));
+        }
+    }
     let threads = rayon_threads();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -156,7 +188,18 @@ pub fn run(
     );
     for case in cases() {
         let ours = measure(device, &case.config, case.batch, warmup, steps)?;
-        let rows = pytorch(&python, &case, &threads, torch_device, steps, warmup)?;
+        let rows = pytorch(
+            &python,
+            &case,
+            &threads,
+            torch_device,
+            steps,
+            warmup,
+            &isa_cap,
+        )?;
+        if let Some(capability) = rows.iter().find_map(|r| r["cpu_capability"].as_str()) {
+            println!("{:<28} PyTorch CPU capability: {capability}", case.name);
+        }
         println!(
             "{:<28} first training step: ours {:.2} s, PyTorch ({}) {} s",
             case.name,

@@ -1,5 +1,6 @@
-//! One process at a time in a run folder. Every command that writes into `runs/NAME/`
-//! (`pipeline`, `stage`, `report`) first takes an exclusive advisory lock on
+//! One process at a time in a run folder. Every command that writes a run's own files
+//! (`pipeline`, `stage`, `report`; not `eval`, which writes only its `eval.suite.json` beside any
+//! checkpoint, and may run while a later stage trains) first takes an exclusive advisory lock on
 //! `runs/NAME/run.lock` (std's `File::try_lock`: `flock` on Unix, `LockFileEx` on Windows)
 //! and holds it until the process ends. The operating system releases it when the process
 //! exits or is killed, so a crash never leaves a run locked; the file itself stays, holding

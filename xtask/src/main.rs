@@ -75,7 +75,7 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
-    /// Evaluate a stage folder's checkpoint on the task suite; writes eval.json there.
+    /// Evaluate a stage folder's checkpoint on the task suite; writes eval.suite.json there.
     Eval(evaluate::EvalArgs),
     /// Write a checkpoint's logits for one prompt as JSON (for bench/parity.py).
     Logits(logits::LogitsArgs),

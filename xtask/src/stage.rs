@@ -83,8 +83,9 @@ impl fmt::Display for Stage {
     }
 }
 
-/// The `metrics.jsonl` keys the report reads: TRL's names, as the stages' training loops log
-/// them (`pretrain`, `sft::supervised`, `dpo::train`, `rlvr::train`).
+/// The `metrics.jsonl` keys the report reads: TRL's names, as the stages' step bodies log them
+/// (`trainer::driver::LossWindow` for pretrain, SFT and CoT-SFT, `dpo::train`, `rlvr::train`;
+/// the driver adds `step`).
 pub mod keys {
     pub const STEP: &str = "step";
     pub const LOSS: &str = "loss";

@@ -81,19 +81,24 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
     let mut final_model = None;
     let modes = std::iter::once(Mode::Cot).chain(config.direct_twin.then_some(Mode::Direct));
     for mode in modes {
+        let direct_examples;
         let (examples, metrics_file, label) = match mode {
-            Mode::Cot => (cot.clone(), files::METRICS, ctx.stage.clone()),
+            Mode::Cot => (&cot, files::METRICS, ctx.stage.clone()),
             Mode::Direct => {
                 let direct: Vec<_> = problems.iter().map(|p| p.example(Mode::Direct)).collect();
                 data::jsonl::write(&ctx.out_dir.join(DIRECT_TRAIN), &direct)?;
-                let examples = tokenize_all(&direct, &ctx.tokenizer, ctx.model.block_size)?;
-                (examples, DIRECT_METRICS, format!("{}-direct", ctx.stage))
+                direct_examples = tokenize_all(&direct, &ctx.tokenizer, ctx.model.block_size)?;
+                (
+                    &direct_examples,
+                    DIRECT_METRICS,
+                    format!("{}-direct", ctx.stage),
+                )
             }
         };
         let run = SupervisedRun {
-            name: mode.name(),
+            snapshot_name: mode.name(),
             label: &label,
-            examples: &examples,
+            examples,
             config: &config.train,
             metrics_file,
             settings_hash: &config_hash(&(config, mode)),

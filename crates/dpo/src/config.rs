@@ -37,11 +37,12 @@ pub struct DpoConfig {
     pub seed: u64,
     /// Lesson: log margin and preference accuracy every 100 steps.
     pub log_every: usize,
-    /// Held-out task accuracy per K every this many steps (`eval/accuracy_kK` in
-    /// metrics.jsonl); 0 = only after training.
+    /// Held-out task accuracy per K every this many steps and at the last (`eval/accuracy_kK`
+    /// in metrics.jsonl); 0 = only after training.
     #[serde(default)]
     pub eval_every: usize,
-    /// Held-out pairs for the held-out preference accuracy.
+    /// Held-out pairs for the held-out preference accuracy, corrupted pairs of held-out
+    /// problems spread over the suite's `[eval].ks`, drawn with `[eval].seed`.
     pub eval_pairs: usize,
     /// The held-out suite (`[eval]`), copied in by the config loader.
     #[serde(skip_deserializing)]

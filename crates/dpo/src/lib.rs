@@ -130,8 +130,8 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
         )?;
         let training = ctx
             .training_loop(loss_type.name(), &config_hash(&(config, loss_type)), config)
-            .label(&label)
-            .metrics_file(&metrics_file);
+            .with_label(&label)
+            .with_metrics_file(&metrics_file);
         let suite = DigitSumSuite::new(Mode::Cot, &config.eval, &ctx.tokenizer, &ctx.device);
         let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
         let policy = load_parent(ctx, &device)?;

@@ -148,7 +148,7 @@ pub fn evaluate_digit_sum(
 /// `[eval]` in `pipeline.toml`: the held-out digit-sum problems that CoT-SFT, DPO and RLVR
 /// all measure on, so their tables compare. The config loader copies it into each of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SuiteConfig {
     /// Digit counts evaluated.
     pub ks: Vec<usize>,

@@ -22,10 +22,11 @@ mod flex_buffer;
 pub mod gelu;
 pub mod layer_norm;
 pub mod matmul;
-mod simd;
+pub mod simd;
 
 pub use attention::causal_attention;
 pub use dispatch::KernelPath;
 pub use gelu::gelu;
 pub use layer_norm::layer_norm;
 pub use matmul::{linear, matmul};
+pub use simd::{gemm_level, SimdLevel, SIMD_VAR};

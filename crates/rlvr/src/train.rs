@@ -27,18 +27,18 @@ use crate::rollout::{rollouts, Rollout, RolloutOptions};
 pub type RewardFn<'a> = dyn Fn(&DigitSum, &str) -> f64 + 'a;
 
 pub struct GrpoStep<'a> {
-    pub problems: &'a [DigitSum],
-    pub tokenizer: &'a TextTokenizer,
-    pub config: &'a RlvrConfig,
-    pub reward: &'a RewardFn<'a>,
-    pub pad_id: u32,
+    problems: &'a [DigitSum],
+    tokenizer: &'a TextTokenizer,
+    config: &'a RlvrConfig,
+    reward: &'a RewardFn<'a>,
+    pad_id: u32,
     /// The frozen reference, on the plain device (no autodiff, so nothing can update it).
-    pub reference: &'a Gpt,
-    pub plain: &'a Device,
+    reference: &'a Gpt,
+    plain: &'a Device,
     /// The autodiff device the policy trains on.
-    pub device: &'a Device,
-    /// The running mean of the reward (carried across a resume).
-    pub reward_ema: Option<f64>,
+    device: &'a Device,
+    /// The running mean of the reward (carried across a resume by `state`/`restore`).
+    reward_ema: Option<f64>,
     window: Window,
 }
 
@@ -141,10 +141,10 @@ impl StepBody for GrpoStep<'_> {
         let w = std::mem::take(&mut self.window).averages();
         let ema = self.reward_ema.unwrap_or(f64::NAN);
         let mut row = Row::new(format!(
-            "reward {:.3} (ema {ema:.3}) | dead {:.2} | kl {:.4}",
+            "reward {:.3} (ema {ema:.3}) | dead {:.2} | kl {}",
             w.reward,
             w.dead_rate,
-            w.kl.unwrap_or(f64::NAN)
+            w.kl.map_or("— (no update)".to_string(), |kl| format!("{kl:.4}"))
         ));
         row.push("reward", w.reward);
         row.push("reward_ema", json!(self.reward_ema));

@@ -81,7 +81,7 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
             ablation_metrics(mask_prompt)
         };
         let run = SupervisedRun {
-            name: label,
+            snapshot_name: label,
             label: if is_main { &ctx.stage } else { label },
             examples: &tokenized,
             config: &train_config,

@@ -82,24 +82,7 @@ mod tests {
     use super::*;
 
     fn manifest(checkpoint_hash: &str) -> Manifest {
-        Manifest {
-            stage: "pretrain".into(),
-            step: 1,
-            config_hash: "c".repeat(64),
-            tokenizer_hash: "7".repeat(64),
-            checkpoint_hash: checkpoint_hash.into(),
-            parent_checkpoint_hash: None,
-            parent_dir: None,
-            model: GptConfig {
-                vocab_size: 11,
-                block_size: 8,
-                d_model: 16,
-                n_layers: 1,
-                n_heads: 2,
-            },
-            device: "flex".into(),
-            wall_time_s: 1.0,
-        }
+        crate::manifest::tests::manifest_with(checkpoint_hash)
     }
 
     #[test]

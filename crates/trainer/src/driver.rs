@@ -6,8 +6,9 @@
 //!   what the uninterrupted one would have, whatever each step consumed;
 //! - the cadence: a metrics row every `log_every` steps and at the last step; an evaluation
 //!   every `eval_every` steps and at the last step (once), added to that row;
-//! - the progress bar, and a snapshot at the first row at or after every `checkpoint_every`
-//!   steps (at a row, so the window the body accumulates is empty when it is saved).
+//! - the progress bar, and a snapshot at the first row at or after each multiple of
+//!   `checkpoint_every` steps and at the end (at a row, so the window the body accumulates is
+//!   empty when it is saved); `save_stage` removes the stage's snapshots once it is saved.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -161,13 +162,13 @@ pub struct TrainingLoop<'a> {
 
 impl TrainingLoop<'_> {
     /// Another progress-bar label than the stage's name (a stage's second loop).
-    pub fn label(mut self, label: &str) -> Self {
+    pub fn with_label(mut self, label: &str) -> Self {
         self.label = label.to_string();
         self
     }
 
     /// Another metrics file in the stage folder than `metrics.jsonl` (a stage's second loop).
-    pub fn metrics_file(mut self, name: &str) -> Self {
+    pub fn with_metrics_file(mut self, name: &str) -> Self {
         self.metrics_path = self.metrics_path.with_file_name(name);
         self
     }
@@ -222,7 +223,7 @@ impl TrainingLoop<'_> {
             }
         }
         progress.finish();
-        self.resume.finish();
+        // The snapshot stays until the stage has saved its checkpoint (`save_stage`).
         Ok(model)
     }
 }

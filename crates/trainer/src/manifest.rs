@@ -85,16 +85,17 @@ fn is_sha256_hex(text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn manifest() -> Manifest {
+    /// A valid manifest of a tiny pretrain stage whose checkpoint hashes to `checkpoint_hash`.
+    pub(crate) fn manifest_with(checkpoint_hash: &str) -> Manifest {
         Manifest {
             stage: "pretrain".into(),
             step: 1,
             config_hash: "c".repeat(64),
             tokenizer_hash: "7".repeat(64),
-            checkpoint_hash: "a".repeat(64),
+            checkpoint_hash: checkpoint_hash.into(),
             parent_checkpoint_hash: None,
             parent_dir: None,
             model: GptConfig {
@@ -107,6 +108,10 @@ mod tests {
             device: "flex".into(),
             wall_time_s: 1.0,
         }
+    }
+
+    fn manifest() -> Manifest {
+        manifest_with(&"a".repeat(64))
     }
 
     #[test]

@@ -18,8 +18,9 @@ pub fn config_hash<C: Serialize>(config: &C) -> String {
     )
 }
 
-/// Writes a stage's checkpoint, its copy of the tokenizer and its manifest, each atomically.
-/// The manifest goes last: a folder with a manifest holds a complete stage.
+/// Writes a stage's checkpoint, its copy of the tokenizer and its manifest, each atomically,
+/// then removes the stage's resume snapshots. The manifest goes last: a folder with a manifest
+/// holds a complete stage.
 pub fn save_stage(
     ctx: &StageContext,
     model: &Gpt,
@@ -48,6 +49,8 @@ pub fn save_stage(
         wall_time_s: started.elapsed().as_secs_f64(),
     };
     manifest.save(&ctx.out_dir.join(files::MANIFEST))?;
+    // The stage is complete: its loops' resume snapshots are no longer needed.
+    crate::resume::discard_snapshots(&ctx.out_dir)?;
     Ok(manifest)
 }
 

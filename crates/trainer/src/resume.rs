@@ -17,6 +17,9 @@ use crate::{MetricsSink, OptimizerStep};
 const MODEL: &str = "model.bpk";
 const OPTIMIZER: &str = "optimizer.bpk";
 const STATE: &str = "state.json";
+/// Part of every snapshot's key: a snapshot written by code that drew its random numbers or
+/// saved its state differently is never resumed (2: the loop driver, draws from (seed, step)).
+const FORMAT: &str = "snapshot format 2";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Snapshot {
@@ -60,7 +63,7 @@ impl Resume {
     ) -> Self {
         Self {
             dir: out_dir.join(format!("resume-{label}")),
-            config_hash: config_hash.to_string(),
+            config_hash: format!("{config_hash} {FORMAT}"),
             every,
             model: model.clone(),
             interrupt_after: None,
@@ -119,10 +122,12 @@ impl Resume {
         })
     }
 
-    /// Whether a snapshot is due after step `done`: `every` steps or more since the one
-    /// after step `last` (never after the last step: the stage's own checkpoint follows).
+    /// Whether a snapshot is due after step `done`: a multiple of `every` was passed since the
+    /// snapshot after step `last`, or the loop just ended (a stage with two loops, or a final
+    /// evaluation, can still be killed after it; a rerun then resumes at the end, not at 0).
     pub fn is_due(&self, last: usize, done: usize, total: usize) -> bool {
-        self.every > 0 && done / self.every > last / self.every && done != total
+        self.every > 0
+            && (done / self.every > last / self.every || (done == total && last != total))
     }
 
     /// Snapshots the loop after step `done`.
@@ -162,7 +167,7 @@ impl Resume {
         Ok(())
     }
 
-    /// The loop finished: its snapshot is no longer needed.
+    /// The loop's snapshot is no longer needed.
     pub fn finish(&self) {
         for dir in [
             &self.dir,

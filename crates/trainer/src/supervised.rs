@@ -81,7 +81,7 @@ impl StepBody for SupervisedStep<'_> {
 /// One supervised loop of a stage: what it trains on, under which names it writes.
 pub struct SupervisedRun<'a> {
     /// Tells this loop's snapshots apart from the stage's other loops (`masked`, `direct`).
-    pub name: &'a str,
+    pub snapshot_name: &'a str,
     /// Progress-bar label.
     pub label: &'a str,
     pub examples: &'a [TokenizedExample],
@@ -109,9 +109,9 @@ impl SupervisedRun<'_> {
             device,
             window: LossWindow::default(),
         };
-        ctx.training_loop(self.name, self.settings_hash, self.config)
-            .label(self.label)
-            .metrics_file(self.metrics_file)
+        ctx.training_loop(self.snapshot_name, self.settings_hash, self.config)
+            .with_label(self.label)
+            .with_metrics_file(self.metrics_file)
             .run(model, device, &mut body, evaluate)
     }
 }
