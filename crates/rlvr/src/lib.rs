@@ -42,16 +42,18 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
     // The reference on the plain device: no autodiff, so nothing can ever update it.
     let reference = load_parent(ctx, &ctx.device)?;
     let verifier = GrpoStep::verifier(config);
-    let mut body = GrpoStep::new(
-        &problems,
-        &ctx.tokenizer,
+    let mut body = GrpoStep {
+        problems: &problems,
+        tokenizer: &ctx.tokenizer,
         config,
-        &verifier,
-        pad,
-        &reference,
-        &ctx.device,
-        &device,
-    );
+        reward: &verifier,
+        pad_id: pad,
+        reference: &reference,
+        plain: &ctx.device,
+        device: &device,
+        reward_ema: None,
+        window: Default::default(),
+    };
     let model = ctx
         .training_loop("rlvr", &config_hash(config), config)
         .run(

@@ -127,16 +127,18 @@ fn grpo_steps_update_the_policy_when_groups_are_mixed() {
     config.optimizer.lr = 1e-2;
     let problems: Vec<DigitSum> = train_problems(&config.ks, 10, 0);
     let odd_length = |_: &DigitSum, completion: &str| (completion.len() % 2) as f64;
-    let mut body = GrpoStep::new(
-        &problems,
-        &tokenizer,
-        &config,
-        &odd_length,
-        tokenizer.symbol_id(PAD).unwrap(),
-        &reference,
-        &plain,
-        &device,
-    );
+    let mut body = GrpoStep {
+        problems: &problems,
+        tokenizer: &tokenizer,
+        config: &config,
+        reward: &odd_length,
+        pad_id: tokenizer.symbol_id(PAD).unwrap(),
+        reference: &reference,
+        plain: &plain,
+        device: &device,
+        reward_ema: None,
+        window: Default::default(),
+    };
     let metrics = dir.path().join("metrics.jsonl");
     let training = TrainingLoop {
         label: "test".into(),

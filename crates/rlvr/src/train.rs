@@ -26,48 +26,25 @@ use crate::rollout::{rollouts, Rollout, RolloutOptions};
 /// training; tests can put in their own.
 pub type RewardFn<'a> = dyn Fn(&DigitSum, &str) -> f64 + 'a;
 
+/// One GRPO step over a fixed prompt set. Built with a struct literal in this crate; the
+/// running state starts as `reward_ema: None, window: Default::default()`.
 pub struct GrpoStep<'a> {
-    problems: &'a [DigitSum],
-    tokenizer: &'a TextTokenizer,
-    config: &'a RlvrConfig,
-    reward: &'a RewardFn<'a>,
-    pad_id: u32,
+    pub(crate) problems: &'a [DigitSum],
+    pub(crate) tokenizer: &'a TextTokenizer,
+    pub(crate) config: &'a RlvrConfig,
+    pub(crate) reward: &'a RewardFn<'a>,
+    pub(crate) pad_id: u32,
     /// The frozen reference, on the plain device (no autodiff, so nothing can update it).
-    reference: &'a Gpt,
-    plain: &'a Device,
+    pub(crate) reference: &'a Gpt,
+    pub(crate) plain: &'a Device,
     /// The autodiff device the policy trains on.
-    device: &'a Device,
+    pub(crate) device: &'a Device,
     /// The running mean of the reward (carried across a resume by `state`/`restore`).
-    reward_ema: Option<f64>,
-    window: Window,
+    pub(crate) reward_ema: Option<f64>,
+    pub(crate) window: Window,
 }
 
-impl<'a> GrpoStep<'a> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        problems: &'a [DigitSum],
-        tokenizer: &'a TextTokenizer,
-        config: &'a RlvrConfig,
-        reward: &'a RewardFn<'a>,
-        pad_id: u32,
-        reference: &'a Gpt,
-        plain: &'a Device,
-        device: &'a Device,
-    ) -> Self {
-        Self {
-            problems,
-            tokenizer,
-            config,
-            reward,
-            pad_id,
-            reference,
-            plain,
-            device,
-            reward_ema: None,
-            window: Window::default(),
-        }
-    }
-
+impl GrpoStep<'_> {
     /// The verifier's reward with the configured partial credit.
     pub fn verifier(config: &RlvrConfig) -> impl Fn(&DigitSum, &str) -> f64 + '_ {
         move |problem, completion| reward(problem, completion, config.partial_credit)
@@ -178,7 +155,7 @@ impl StepBody for GrpoStep<'_> {
 
 /// What the steps since the last metrics row saw.
 #[derive(Default)]
-struct Window {
+pub(crate) struct Window {
     rewards: Vec<f64>,
     group_stds: Vec<f64>,
     dead_groups: usize,
