@@ -23,7 +23,7 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use crate::resume::Resume;
-use crate::{LrSchedule, MetricsSink, OptimConfig, OptimizerStep, Progress, StepReport};
+use crate::{LrSchedule, OptimConfig, OptimizerStep, Progress, StepReport};
 
 /// Measures a model mid-training: `(metric name, value)` pairs for the metrics row.
 pub type Evaluator<'a> = dyn FnMut(&Gpt) -> Result<Vec<(String, f64)>> + 'a;
@@ -187,7 +187,7 @@ impl TrainingLoop<'_> {
             .resume
             .start(model, &mut optimizer, &self.metrics_path, device)?;
         body.restore(&start.body_state)?;
-        let (mut model, mut metrics): (Gpt, MetricsSink) = (start.model, start.metrics);
+        let (mut model, mut metrics) = (start.model, start.metrics);
         let mut last_snapshot = start.step;
         let progress = Progress::new(&self.label, cadence.steps, self.quiet);
         let mut window_start = Instant::now();

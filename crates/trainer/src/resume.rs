@@ -3,7 +3,7 @@
 //! `resume-LABEL/` beside its outputs. A rerun of the killed stage restores the newest
 //! snapshot, so at most one interval (plus one logging window) is lost.
 //! The snapshot is written to a temporary folder and swapped in, so a kill mid-write leaves
-//! the previous one usable. A finished loop deletes its snapshot.
+//! the previous one usable. A saved stage deletes its loops' snapshots (`save_stage`).
 
 use std::path::{Path, PathBuf};
 
@@ -166,22 +166,11 @@ impl Resume {
         }
         Ok(())
     }
-
-    /// The loop's snapshot is no longer needed.
-    pub fn finish(&self) {
-        for dir in [
-            &self.dir,
-            &self.dir.with_extension("old"),
-            &self.dir.with_extension("tmp"),
-        ] {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
 }
 
 /// Deletes every loop's snapshot in a stage folder (`resume-*`, with the `.old`/`.tmp` of an
-/// interrupted swap) and returns how many folders went. For a stage that must start over
-/// (`pipeline --restart-from`): a snapshot only records the settings, not the code that
+/// interrupted swap) and returns how many folders went. For a stage that is saved, or that
+/// must start over (`pipeline --restart-from`): a snapshot only records the settings, not the code that
 /// trained it, so after a code change resuming one would mix two versions in one model.
 pub fn discard_snapshots(stage_dir: &Path) -> Result<usize> {
     let entries = match std::fs::read_dir(stage_dir) {
