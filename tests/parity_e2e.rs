@@ -1,51 +1,175 @@
 //! An independent implementation agrees with ours: a NumPy forward pass of the lesson model
 //! (bench/parity.py) reads our checkpoint and reproduces our logits to 1e-4, and Python's
-//! `tokenizers` reading our tokenizer.json gives the same ids. Needs python3 with numpy,
-//! safetensors and tokenizers (`.ci/run` installs them).
+//! `tokenizers` reading our tokenizer.json gives the same ids. The same holds for the
+//! `transformers` folder that `xtask export` writes, read by GPT-2's names and config, with the
+//! greedy completion equal too. Needs python3 with numpy, safetensors and tokenizers
+//! (`.ci/run` installs them); the check by `transformers` itself needs torch and transformers.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
 
-#[test]
-fn numpy_forward_and_python_tokenizers_match_ours() {
-    let dir = tempfile::tempdir().unwrap();
-    let runs = dir.path().join("runs");
+/// A tiny pretrained checkpoint and our logits and greedy completion for one prompt.
+fn pretrained_with_logits(dir: &Path, prompt: &str) -> (PathBuf, PathBuf) {
+    let runs = dir.join("runs");
     assert_ok(&run(xtask()
         .args(["stage", "pretrain", "--quiet", "--run", "p", "--config"])
         .arg(tiny_config())
         .arg("--runs-dir")
         .arg(&runs)));
     let stage = runs.join("p/pretrain");
-    let logits = dir.path().join("logits.json");
+    let logits = dir.join("logits.json");
     assert_ok(&run(xtask()
-        .args([
-            "logits",
-            "--prompt",
-            "ROMEO:\nWhat? 3+4+5={3+4=7}7#",
-            "--from",
-        ])
+        .args(["logits", "--prompt", prompt, "--from"])
         .arg(&stage)
         .arg("--out")
         .arg(&logits)));
+    (stage, logits)
+}
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/parity.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg("--from")
-        .arg(&stage)
-        .arg("--expect")
-        .arg(&logits)
+fn export(stage: &Path, out: &Path) {
+    assert_ok(&run(xtask()
+        .args(["export", "--from"])
+        .arg(stage)
+        .arg("--out")
+        .arg(out)));
+}
+
+fn bench_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../bench")
+        .join(name)
+}
+
+/// Runs a Python check; returns (success, stdout + stderr).
+fn python(interpreter: &Path, script: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = Command::new(interpreter)
+        .arg(bench_script(script))
+        .args(args)
         .output()
-        .expect("python3 runs (install it with numpy, safetensors and tokenizers)");
+        .unwrap_or_else(|e| panic!("{} runs: {e}", interpreter.display()));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "parity failed:\n{text}");
+    (out.status.success(), text)
+}
+
+#[test]
+fn numpy_forward_and_python_tokenizers_match_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stage, logits) = pretrained_with_logits(dir.path(), "ROMEO:\nWhat? 3+4+5={3+4=7}7#");
+    let (ok, text) = python(
+        Path::new("python3"),
+        "parity.py",
+        &[
+            "--from".as_ref(),
+            stage.as_os_str(),
+            "--expect".as_ref(),
+            logits.as_os_str(),
+        ],
+    );
+    assert!(ok, "parity failed:\n{text}");
     assert!(text.contains("ids equal"), "{text}");
+}
+
+#[test]
+fn the_transformers_export_read_by_gpt2_names_matches_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stage, logits) = pretrained_with_logits(dir.path(), "3+4+5=");
+    let hf = dir.path().join("hf");
+    export(&stage, &hf);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(hf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model_type"], "gpt2");
+    assert_eq!(config["activation_function"], "gelu");
+    assert_eq!(config["n_positions"], 32);
+    let (ok, text) = python(
+        Path::new("python3"),
+        "parity.py",
+        &[
+            "--hf".as_ref(),
+            hf.as_os_str(),
+            "--expect".as_ref(),
+            logits.as_os_str(),
+        ],
+    );
+    assert!(ok, "export parity failed:\n{text}");
+    assert!(
+        text.contains("ids equal") && text.contains("greedy completion"),
+        "{text}"
+    );
+
+    // A broken weight is caught: the check must be able to fail.
+    let broken = dir.path().join("broken");
+    export(&stage, &broken);
+    std::fs::copy(
+        hf.join("model.safetensors"),
+        broken.join("model.safetensors"),
+    )
+    .unwrap();
+    let mut config = config;
+    config["layer_norm_epsilon"] = serde_json::json!(1e-1);
+    std::fs::write(broken.join("config.json"), config.to_string()).unwrap();
+    let (ok, text) = python(
+        Path::new("python3"),
+        "parity.py",
+        &[
+            "--hf".as_ref(),
+            broken.as_os_str(),
+            "--expect".as_ref(),
+            logits.as_os_str(),
+        ],
+    );
+    assert!(!ok, "a wrong ε still matched:\n{text}");
+}
+
+/// The Python that has torch and transformers: `GPT_MINI_TRANSFORMERS_PYTHON`, else the
+/// bench's venv (`target/pytorch-venv`, README "How fast").
+fn transformers_python() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("GPT_MINI_TRANSFORMERS_PYTHON").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pytorch-venv/bin/python")),
+    ];
+    candidates.into_iter().flatten().find(|python| {
+        Command::new(python)
+            .args(["-c", "import torch, transformers"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn transformers_itself_loads_the_export_and_matches_ours() {
+    let Some(interpreter) = transformers_python() else {
+        eprintln!(
+            "SKIPPED transformers_itself_loads_the_export_and_matches_ours: no Python with torch \
+             and transformers (set GPT_MINI_TRANSFORMERS_PYTHON, or create target/pytorch-venv \
+             as the README says); the NumPy check by transformers' names still ran"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (stage, logits) = pretrained_with_logits(dir.path(), "3+4+5=");
+    let hf = dir.path().join("hf");
+    export(&stage, &hf);
+    let (ok, text) = python(
+        &interpreter,
+        "hf_check.py",
+        &[
+            "--hf".as_ref(),
+            hf.as_os_str(),
+            "--expect".as_ref(),
+            logits.as_os_str(),
+        ],
+    );
+    assert!(ok, "transformers disagrees:\n{text}");
+    assert!(
+        text.contains("GPT2LMHeadModel") && text.contains("equal"),
+        "{text}"
+    );
 }

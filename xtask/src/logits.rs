@@ -1,12 +1,16 @@
-//! `cargo xtask logits`: a checkpoint's logits for one prompt as JSON, for the independent
-//! NumPy check in `bench/parity.py`.
+//! `cargo xtask logits`: a checkpoint's logits for one prompt, and its greedy completion, as
+//! JSON, for the independent checks in `bench/parity.py` and `bench/hf_check.py`.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::tensor::{Int, Tensor, TensorData};
 use clap::Args;
+use data::tokenizer::END;
+use model::generate::{generate, SamplingOptions};
 use model::{checkpoint, DeviceChoice};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use trainer::files;
 
 use crate::run::load_stage_tokenizer;
@@ -18,7 +22,8 @@ pub struct LogitsArgs {
     from: PathBuf,
     #[arg(long)]
     prompt: String,
-    /// Where to write `{"prompt", "ids", "logits": [T][V]}`.
+    /// Where to write `{"prompt", "ids", "logits": [T][V], "greedy": [ids]}`; `greedy` is the
+    /// argmax continuation up to and including the end token `#`, or to the block's end.
     #[arg(long)]
     out: PathBuf,
     #[arg(long, default_value = "flex")]
@@ -49,7 +54,20 @@ pub fn run(args: &LogitsArgs) -> Result<()> {
         .try_to_vec()
         .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
     let rows: Vec<&[f32]> = logits.chunks(config.vocab_size).collect();
-    let json = serde_json::json!({ "prompt": args.prompt, "ids": ids, "logits": rows });
+    let greedy = SamplingOptions {
+        max_new_tokens: config.block_size,
+        temperature: 0.0,
+        top_k: 0,
+        stop_token: Some(tokenizer.symbol_id(END)?),
+    };
+    let mut rng = StdRng::seed_from_u64(0);
+    let completion = generate(&model, &[ids.clone()], greedy, &mut rng, &device).remove(0);
+    let json = serde_json::json!({
+        "prompt": args.prompt,
+        "ids": ids,
+        "logits": rows,
+        "greedy": completion,
+    });
     std::fs::write(&args.out, serde_json::to_string(&json)?)
         .with_context(|| format!("writing {}", args.out.display()))
 }

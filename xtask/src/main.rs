@@ -4,13 +4,17 @@ mod bench;
 mod bench_dpo;
 mod bench_pytorch;
 mod bench_rollout;
+mod chat;
 mod config;
 mod evaluate;
+mod export;
+mod inference;
 mod lock;
 mod logits;
 mod report;
 mod run;
 mod sample;
+mod serve;
 mod sim;
 mod stage;
 
@@ -77,10 +81,19 @@ enum Command {
     },
     /// Evaluate a stage folder's checkpoint on the task suite; writes eval.suite.json there.
     Eval(evaluate::EvalArgs),
+    /// Write a stage's checkpoint as a Hugging Face `transformers` model folder (GPT-2 layout:
+    /// config.json, model.safetensors, tokenizer.json, tokenizer_config.json,
+    /// generation_config.json).
+    Export(export::ExportArgs),
     /// Write a checkpoint's logits for one prompt as JSON (for bench/parity.py).
     Logits(logits::LogitsArgs),
     /// Continue a prompt with a trained checkpoint.
     Sample(sample::SampleArgs),
+    /// A local web playground: every stage of a run answers one prompt side by side (with the
+    /// verifier's verdict and per-token log-probs), over a JSON API under /api.
+    Serve(serve::ServeArgs),
+    /// A terminal REPL over one checkpoint: the continuation streams token by token.
+    Chat(chat::ChatArgs),
     /// Training and forward-only tokens/s of the lesson model on the chosen device.
     Bench(bench::BenchArgs),
     /// Write runs/NAME/report.md and report.html (tables and plots) from a run's files. A
@@ -188,7 +201,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Stage { name, from, args } => run_stage(&args.open()?, name, from),
         Command::Eval(args) => evaluate::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Sample(args) => sample::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Chat(args) => chat::run(&args),
         Command::Logits(args) => logits::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Sim(sim) => sim::run(&sim),

@@ -29,7 +29,30 @@ pub fn generate(
     rng: &mut StdRng,
     device: &Device,
 ) -> Vec<Vec<u32>> {
-    decode(model, prompts, options, rng, device, true)
+    decode(model, prompts, options, rng, device, true, &mut |_, _| {})
+}
+
+/// [`generate`] for one prompt, handing each new token to `on_token` as soon as it is drawn
+/// (a terminal shows the continuation as it is written).
+pub fn generate_streaming(
+    model: &Gpt,
+    prompt: &[u32],
+    options: SamplingOptions,
+    rng: &mut StdRng,
+    device: &Device,
+    on_token: &mut dyn FnMut(u32),
+) -> Vec<u32> {
+    let prompts = [prompt.to_vec()];
+    decode(
+        model,
+        &prompts,
+        options,
+        rng,
+        device,
+        true,
+        &mut |_, token| on_token(token),
+    )
+    .remove(0)
 }
 
 /// [`generate`] without the KV cache: every step runs the whole sequence again. Same tokens
@@ -41,7 +64,7 @@ pub fn generate_without_cache(
     rng: &mut StdRng,
     device: &Device,
 ) -> Vec<Vec<u32>> {
-    decode(model, prompts, options, rng, device, false)
+    decode(model, prompts, options, rng, device, false, &mut |_, _| {})
 }
 
 fn decode(
@@ -51,6 +74,7 @@ fn decode(
     rng: &mut StdRng,
     device: &Device,
     use_cache: bool,
+    on_token: &mut dyn FnMut(usize, u32),
 ) -> Vec<Vec<u32>> {
     let batch = prompts.len();
     if batch == 0 {
@@ -88,6 +112,7 @@ fn decode(
             let token = sample_token(row_logits, options.temperature, options.top_k, rng);
             if !done[row] {
                 outputs[row].push(token);
+                on_token(row, token);
                 done[row] = options.stop_token == Some(token);
             }
             next.push(vec![token]);

@@ -2,6 +2,7 @@
 
 pub mod digit_sum;
 pub mod preference;
+pub mod recognise;
 pub mod reverse;
 
 use serde::{Deserialize, Serialize};
