@@ -111,7 +111,7 @@ impl LoadedStage {
         let mut rng = StdRng::seed_from_u64(decoding.seed);
         let ids = generate(
             &self.model,
-            &[prompt_ids.clone()],
+            std::slice::from_ref(&prompt_ids),
             options,
             &mut rng,
             device,

@@ -61,7 +61,14 @@ pub fn run(args: &LogitsArgs) -> Result<()> {
         stop_token: Some(tokenizer.symbol_id(END)?),
     };
     let mut rng = StdRng::seed_from_u64(0);
-    let completion = generate(&model, &[ids.clone()], greedy, &mut rng, &device).remove(0);
+    let completion = generate(
+        &model,
+        std::slice::from_ref(&ids),
+        greedy,
+        &mut rng,
+        &device,
+    )
+    .remove(0);
     let json = serde_json::json!({
         "prompt": args.prompt,
         "ids": ids,

@@ -110,7 +110,7 @@ async fn stages(State(pg): State<Shared>) -> Json<Value> {
                 "available": loaded.is_some(),
                 "parent": stage.parent().map(Stage::name),
                 "block_size": loaded.map(|s| s.config.block_size),
-                "manifest": loaded.and_then(|s| read_manifest(s)),
+                "manifest": loaded.and_then(read_manifest),
             })
         })
         .collect();
