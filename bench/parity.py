@@ -36,6 +36,16 @@ def gelu(x):  # exact GELU, as the model uses
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
+def causal_attention(q, k, v):
+    """softmax(q·kᵀ / sqrt(hd)) · v per head, position t seeing positions ≤ t: [h, t, hd]."""
+    t, hd = q.shape[1], q.shape[2]
+    scores = q @ k.transpose(0, 2, 1) / math.sqrt(hd)
+    scores[:, np.triu(np.ones((t, t), dtype=bool), k=1)] = -np.inf
+    scores = np.exp(scores - scores.max(-1, keepdims=True))
+    scores /= scores.sum(-1, keepdims=True)
+    return scores @ v
+
+
 def forward(w, cfg, ids):
     """Lesson 01: tok + pos, L pre-norm blocks (fused QKV, causal softmax attention, 4x MLP),
     final LayerNorm, head tied to the token embedding. Shapes: weights are [in, out]."""
@@ -43,17 +53,12 @@ def forward(w, cfg, ids):
     hd = d // h
     t = len(ids)
     x = w["token_embedding"][ids] + w["position_embedding"][:t]
-    mask = np.triu(np.ones((t, t), dtype=bool), k=1)
     for layer in range(cfg["n_layers"]):
         p = f"blocks.{layer}."
         a = layer_norm(x, w[p + "ln1.gamma"], w[p + "ln1.beta"])
         qkv = (a @ w[p + "attn.qkv"]).reshape(t, 3, h, hd)
         q, k, v = (qkv[:, i].transpose(1, 0, 2) for i in range(3))  # [h, t, hd]
-        scores = q @ k.transpose(0, 2, 1) / math.sqrt(hd)
-        scores[:, mask] = -np.inf
-        scores = np.exp(scores - scores.max(-1, keepdims=True))
-        scores /= scores.sum(-1, keepdims=True)
-        y = (scores @ v).transpose(1, 0, 2).reshape(t, d)
+        y = causal_attention(q, k, v).transpose(1, 0, 2).reshape(t, d)
         x = x + y @ w[p + "attn.proj"]
         m = layer_norm(x, w[p + "ln2.gamma"], w[p + "ln2.beta"])
         m = gelu(m @ w[p + "mlp.fc_weight"] + w[p + "mlp.fc_bias"])
@@ -71,17 +76,12 @@ def forward_gpt2(w, cfg, ids):
     hd = d // h
     t = len(ids)
     x = w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][:t]
-    mask = np.triu(np.ones((t, t), dtype=bool), k=1)
     for layer in range(cfg["n_layer"]):
         p = f"transformer.h.{layer}."
         a = layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps)
         qkv = a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
         q, k, v = (m.reshape(t, h, hd).transpose(1, 0, 2) for m in np.split(qkv, 3, axis=-1))
-        scores = q @ k.transpose(0, 2, 1) / math.sqrt(hd)
-        scores[:, mask] = -np.inf
-        scores = np.exp(scores - scores.max(-1, keepdims=True))
-        scores /= scores.sum(-1, keepdims=True)
-        y = (scores @ v).transpose(1, 0, 2).reshape(t, d)
+        y = causal_attention(q, k, v).transpose(1, 0, 2).reshape(t, d)
         x = x + y @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
         m = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps)
         m = gelu(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])

@@ -197,22 +197,25 @@ async fn preference(
         }
     }
     blocking(pg, move |pg| {
-        let mut margins = Map::new();
+        // log π(chosen), log π(rejected) under each stage, scored once: a stage's parent is
+        // read from here as its reference.
+        let mut scores = Vec::new();
         for (stage, loaded) in &pg.stages {
-            let margin = |model: &LoadedStage| -> Result<(f64, f64), ApiError> {
-                let score = |text: &str| {
-                    model
-                        .score(&request.prompt, text, &pg.device)
-                        .map(|c| c.logprob)
-                        .map_err(|e| ApiError::bad_request(format!("{e:#}")))
-                };
-                Ok((score(&request.chosen)?, score(&request.rejected)?))
+            let score = |text: &str| {
+                loaded
+                    .score(&request.prompt, text, &pg.device)
+                    .map(|c| c.logprob)
+                    .map_err(|e| ApiError::bad_request(format!("{e:#}")))
             };
-            let (chosen, rejected) = margin(loaded)?;
-            let reference = stage.parent().and_then(|p| pg.stage(p).map(|m| (p, m)));
-            let reference = match reference {
-                Some((parent, model)) => {
-                    let (c, r) = margin(model)?;
+            scores.push((*stage, score(&request.chosen)?, score(&request.rejected)?));
+        }
+        let mut margins = Map::new();
+        for &(stage, chosen, rejected) in &scores {
+            let parent = stage
+                .parent()
+                .and_then(|p| scores.iter().find(|(s, _, _)| *s == p));
+            let reference = match parent {
+                Some(&(parent, c, r)) => {
                     json!({ "stage": parent.name(), "logp_chosen": c, "logp_rejected": r, "margin": c - r })
                 }
                 None => Value::Null,
