@@ -98,6 +98,39 @@ impl PipelineConfig {
         Ok(config)
     }
 
+    /// `--set` items that offset every `seed` key by `offset` (model init, data order,
+    /// sampling), except the held-out suite's: every seed of a sweep is measured on the same
+    /// problems. Found by walking the settings, so a stage's new seed key is offset too.
+    pub fn seed_overrides(&self, offset: u64) -> Vec<String> {
+        fn walk(
+            value: &serde_json::Value,
+            path: &mut Vec<String>,
+            offset: u64,
+            out: &mut Vec<String>,
+        ) {
+            let Some(table) = value.as_object() else {
+                return;
+            };
+            for (key, value) in table {
+                if key == "eval" {
+                    continue;
+                }
+                path.push(key.clone());
+                match value.as_u64() {
+                    Some(seed) if key == "seed" => {
+                        out.push(format!("{}={}", path.join("."), seed + offset))
+                    }
+                    _ => walk(value, path, offset, out),
+                }
+                path.pop();
+            }
+        }
+        let mut out = Vec::new();
+        let value = serde_json::to_value(self).expect("the settings serialize");
+        walk(&value, &mut Vec::new(), offset, &mut out);
+        out
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.model.vocab_size != 0 {
             return Err(
@@ -220,6 +253,21 @@ mod tests {
         let plain = PipelineConfig::load(&pipeline_toml(), None, &[]).unwrap();
         let quick = PipelineConfig::load(&pipeline_toml(), Some(&QUICK), &[]).unwrap();
         assert_eq!(json(&quick), json(&quick_as_it_was(plain)));
+    }
+
+    #[test]
+    fn a_seed_offset_moves_every_stage_seed_but_the_held_out_suite() {
+        let plain = PipelineConfig::load(&pipeline_toml(), None, &[]).unwrap();
+        let items = plain.seed_overrides(2);
+        let seeded = PipelineConfig::load(&pipeline_toml(), None, &items).unwrap();
+        assert_eq!(seeded.pretrain.seed, plain.pretrain.seed + 2);
+        assert_eq!(seeded.sft.train.seed, plain.sft.train.seed + 2);
+        assert_eq!(seeded.cot_sft.train.seed, plain.cot_sft.train.seed + 2);
+        assert_eq!(seeded.dpo.seed, plain.dpo.seed + 2);
+        assert_eq!(seeded.rlvr.seed, plain.rlvr.seed + 2);
+        assert_eq!(seeded.eval, plain.eval);
+        assert_eq!(seeded.dpo.eval, plain.dpo.eval);
+        assert_eq!(items.len(), 5, "{items:?}");
     }
 
     #[test]

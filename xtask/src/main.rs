@@ -16,7 +16,9 @@ mod run;
 mod sample;
 mod serve;
 mod sim;
+mod skills;
 mod stage;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +65,10 @@ enum Command {
     Pipeline {
         #[command(flatten)]
         args: RunArgs,
+        /// Offset every stage's `seed` (model init, data order, sampling; not `eval.seed`,
+        /// so every seed is measured on the same held-out problems). 0 = the config as is.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         /// Redo this stage and every stage after it from step 0, even if up to date (their
         /// resume snapshots are discarded).
         #[arg(long, value_name = "STAGE")]
@@ -79,6 +85,9 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
+    /// Run the pipeline once per seed into RUNS_DIR/NAME/seed-S, then write the sweep's report
+    /// card (mean ± sd over seeds) at RUNS_DIR/NAME/report.md and report.html.
+    Sweep(sweep::SweepArgs),
     /// Evaluate a stage folder's checkpoint on the task suite; writes eval.suite.json there.
     Eval(evaluate::EvalArgs),
     /// Write a stage's checkpoint as a Hugging Face `transformers` model folder (GPT-2 layout:
@@ -106,10 +115,10 @@ enum Command {
 }
 
 #[derive(Args)]
-struct RunArgs {
+pub struct RunArgs {
     /// Pipeline settings.
     #[arg(long, default_value = "pipeline.toml")]
-    config: PathBuf,
+    pub config: PathBuf,
     /// Run name: outputs go to RUNS_DIR/NAME/STAGE [default: "default", or "quick" with --quick].
     #[arg(long)]
     run: Option<String>,
@@ -128,19 +137,36 @@ struct RunArgs {
     /// Override one setting of the config, e.g. `--set dpo.loss.rpo_alpha=0` (repeatable;
     /// applied after --quick).
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    pub overrides: Vec<String>,
 }
 
 impl RunArgs {
     /// Loads the config, then creates and locks the run folder: nothing is written for a bad
     /// config, and nothing at all while another process holds the run.
-    fn open(&self) -> Result<Run> {
+    /// With `seed` > 0 every stage's seed is offset by it (`PipelineConfig::seed_overrides`),
+    /// recorded in `run.json` as the `--set` items it amounts to.
+    fn open(&self, seed: u64) -> Result<Run> {
+        self.open_in(self.run_dir(), seed)
+    }
+
+    /// The run folder: RUNS_DIR/NAME.
+    pub fn run_dir(&self) -> PathBuf {
         let preset = self.quick.then_some(&QUICK);
-        let config = PipelineConfig::load(&self.config, preset, &self.overrides)?;
         let name = preset.map_or("default", |p| p.name);
-        let dir = self.runs_dir.join(self.run.as_deref().unwrap_or(name));
+        self.runs_dir.join(self.run.as_deref().unwrap_or(name))
+    }
+
+    pub fn open_in(&self, dir: PathBuf, seed: u64) -> Result<Run> {
+        let preset = self.quick.then_some(&QUICK);
+        let mut overrides = self.overrides.clone();
+        if seed > 0 {
+            let base = PipelineConfig::load(&self.config, preset, &overrides)?;
+            overrides.extend(base.seed_overrides(seed));
+        }
+        let config = PipelineConfig::load(&self.config, preset, &overrides)?;
+        let name = preset.map_or("default", |p| p.name);
         let run = Run::open(dir, config, self.device, self.quiet)?;
-        run.record_preset(name, &self.config, &self.overrides)?;
+        run.record_preset(name, &self.config, &overrides)?;
         Ok(run)
     }
 }
@@ -160,7 +186,10 @@ fn main() -> ExitCode {
 /// with the valid values: `error: invalid value 'x' for '<NAME>' [possible values: …]`.
 fn parse() -> Cli {
     Cli::try_parse().unwrap_or_else(|err| {
-        if err.kind() != ErrorKind::InvalidValue {
+        if !matches!(
+            err.kind(),
+            ErrorKind::InvalidValue | ErrorKind::ValueValidation
+        ) {
             err.exit();
         }
         let text = err.render().to_string();
@@ -176,30 +205,17 @@ fn parse() -> Cli {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Pipeline { args, restart_from } => {
-            let run = args.open()?;
-            let tokenizer = run.tokenizer()?;
-            for stage in Stage::ALL {
-                let forced = restart_from.is_some_and(|r| stage >= r);
-                if !forced && run.is_up_to_date(stage, &tokenizer)? {
-                    eprintln!("{stage}: up to date (same settings and parent), skipped");
-                    continue;
-                }
-                if forced {
-                    // Redo means from step 0: a snapshot left by a killed run may come from
-                    // other code, which its settings hash cannot tell.
-                    let discarded = trainer::resume::discard_snapshots(&run.stage_dir(stage))?;
-                    if discarded > 0 {
-                        eprintln!("{stage}: restarting, {discarded} resume snapshot(s) discarded");
-                    }
-                }
-                run_stage(&run, stage, None)?;
-            }
-            let report = report::write(&run.dir)?;
-            eprintln!("report: {}", report.display());
-            Ok(())
+        Command::Pipeline {
+            args,
+            seed,
+            restart_from,
+        } => pipeline(&args.open(seed)?, restart_from),
+        Command::Stage { name, from, args } => {
+            let run = args.open(0)?;
+            run_stage(&run, name, from)?;
+            skills::ensure(&run, name)
         }
-        Command::Stage { name, from, args } => run_stage(&args.open()?, name, from),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Eval(args) => evaluate::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Sample(args) => sample::run(&args),
@@ -210,6 +226,32 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Sim(sim) => sim::run(&sim),
         Command::Report(args) => report::run(&args),
     }
+}
+
+/// Every stage in order, then the run's report card. Stages already finished with the same
+/// settings and parent are skipped; every checkpoint is measured on the whole skill suite.
+pub fn pipeline(run: &Run, restart_from: Option<Stage>) -> Result<()> {
+    let tokenizer = run.tokenizer()?;
+    for stage in Stage::ALL {
+        let forced = restart_from.is_some_and(|r| stage >= r);
+        if !forced && run.is_up_to_date(stage, &tokenizer)? {
+            eprintln!("{stage}: up to date (same settings and parent), skipped");
+        } else {
+            if forced {
+                // Redo means from step 0: a snapshot left by a killed run may come from
+                // other code, which its settings hash cannot tell.
+                let discarded = trainer::resume::discard_snapshots(&run.stage_dir(stage))?;
+                if discarded > 0 {
+                    eprintln!("{stage}: restarting, {discarded} resume snapshot(s) discarded");
+                }
+            }
+            run_stage(run, stage, None)?;
+        }
+        skills::ensure(run, stage)?;
+    }
+    let report = report::write(&run.dir)?;
+    eprintln!("report: {}", report.display());
+    Ok(())
 }
 
 /// Runs one stage. Its parent is `from` when given, else the previous stage of this run.

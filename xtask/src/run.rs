@@ -56,6 +56,13 @@ impl Run {
     /// Writes `run.json` (which preset and config made this run), refusing to mix presets in
     /// one run folder: the report must be able to say which one produced it.
     pub fn record_preset(&self, preset: &str, config: &Path, overrides: &[String]) -> Result<()> {
+        if self.dir.join(crate::sweep::SWEEP_INFO).exists() {
+            bail!(
+                "{} is a sweep's folder (sweep.json): run into one of its seed-S folders or \
+                 use another --run name",
+                self.dir.display()
+            );
+        }
         let path = self.dir.join(RUN_INFO);
         if let Ok(text) = std::fs::read_to_string(&path) {
             let saved: serde_json::Value = serde_json::from_str(&text)

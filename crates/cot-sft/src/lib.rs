@@ -9,8 +9,10 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use data::batch::tokenize_all;
 use data::jsonl::load_or_generate;
+use data::split::Split;
 use data::tasks::digit_sum::{train_problems, Mode};
 use data::tasks::reverse;
+use data::tasks::Example;
 use eval::{evaluate_reverse, report_rows, DigitSumSuite, SuiteConfig};
 use model::Gpt;
 use serde::{Deserialize, Serialize};
@@ -37,8 +39,13 @@ pub struct CotSftConfig {
     pub train_file: Option<PathBuf>,
     /// Train the direct-answer twin (same parent, problems, steps) for the per-K table.
     pub direct_twin: bool,
-    /// Word list, to measure what this stage did to the reverse-word skill.
+    /// Word list: the reverse-word skill's replay examples (train split) and its check
+    /// after this stage (held-out split).
     pub words: PathBuf,
+    /// Share of the training set that replays SFT's reverse-word task, so this stage keeps
+    /// that skill (0 = the lesson's sums only, which erases it).
+    #[serde(default)]
+    pub replay: f64,
     pub train: SupervisedConfig,
     /// The held-out suite (`[eval]`), copied in by the config loader.
     #[serde(skip_deserializing)]
@@ -51,6 +58,12 @@ impl CotSftConfig {
             return Err("cot-sft.n_train must be > 0".into());
         }
         data::tasks::digit_sum::check_ks("cot-sft.ks", &self.ks)?;
+        if !(0.0..0.9).contains(&self.replay) {
+            return Err(format!(
+                "cot-sft.replay must be in [0, 0.9), got {}",
+                self.replay
+            ));
+        }
         self.train.validate("cot-sft.train")
     }
 
@@ -61,19 +74,36 @@ impl CotSftConfig {
     }
 }
 
+/// Reverse-word examples from SFT's train split, as many as make `replay` of a set of
+/// `n_task` task examples plus them (words repeat when the split is smaller).
+pub fn replay_examples(words: &[String], n_task: usize, replay: f64, seed: u64) -> Vec<Example> {
+    let pool = reverse::examples(words, Split::Train, seed);
+    let n = (n_task as f64 * replay / (1.0 - replay)).round() as usize;
+    if pool.is_empty() {
+        return Vec::new();
+    }
+    pool.iter().cycle().take(n).cloned().collect()
+}
+
 pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
     let started = Instant::now();
     std::fs::create_dir_all(&ctx.out_dir)
         .with_context(|| format!("creating {}", ctx.out_dir.display()))?;
 
-    // Data: one problem set, written both ways.
+    // Data: one problem set, written both ways, each with the same replayed reverse words.
+    let words = reverse::read_words(&config.words)?;
+    let replayed = replay_examples(&words, config.n_train, config.replay, config.train.seed);
     let problems = train_problems(&config.ks, config.n_train, config.train.seed);
     let cot = load_or_generate(config.train_file.as_deref(), &ctx.out_dir, || {
         problems.iter().map(|p| p.example(Mode::Cot)).collect()
     })?;
-    let cot = tokenize_all(&cot, &ctx.tokenizer, ctx.model.block_size)?;
+    let cot = tokenize_all(
+        &[cot, replayed.clone()].concat(),
+        &ctx.tokenizer,
+        ctx.model.block_size,
+    )?;
     let device = ctx.device.clone().autodiff();
-    let held_out = reverse::held_out_words(&reverse::read_words(&config.words)?);
+    let held_out = reverse::held_out_words(&words);
 
     // CoT: this stage's checkpoint. Then the direct twin: same parent, same problems, same
     // budget, answers without the trace.
@@ -87,7 +117,11 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
             Mode::Direct => {
                 let direct: Vec<_> = problems.iter().map(|p| p.example(Mode::Direct)).collect();
                 data::jsonl::write(&ctx.out_dir.join(DIRECT_TRAIN), &direct)?;
-                direct_examples = tokenize_all(&direct, &ctx.tokenizer, ctx.model.block_size)?;
+                direct_examples = tokenize_all(
+                    &[direct, replayed.clone()].concat(),
+                    &ctx.tokenizer,
+                    ctx.model.block_size,
+                )?;
                 (
                     &direct_examples,
                     DIRECT_METRICS,

@@ -22,6 +22,15 @@ pub struct RlvrConfig {
     /// Reward for a well-formed but wrong trace; 0 = the lesson's binary reward.
     #[serde(default)]
     pub partial_credit: f64,
+    /// Reward for the share of a trace's steps written right, paid to a completion that is
+    /// not correct (a process reward; 0 = off).
+    #[serde(default)]
+    pub step_credit: f64,
+    /// Dynamic sampling (DAPO): up to this many more rounds of fresh prompts per step, each
+    /// replacing the groups that came back dead (all rewards equal), so an update sees more
+    /// live groups when the policy saturates. 0 = the lesson's one draw.
+    #[serde(default)]
+    pub resample_rounds: usize,
     /// Lesson: 800.
     pub steps: usize,
     pub seed: u64,
@@ -71,6 +80,12 @@ impl RlvrConfig {
             return Err(format!(
                 "rlvr.partial_credit must be in [0, 1), got {}",
                 self.partial_credit
+            ));
+        }
+        if !(0.0..1.0).contains(&self.step_credit) {
+            return Err(format!(
+                "rlvr.step_credit must be in [0, 1), got {}",
+                self.step_credit
             ));
         }
         self.optimizer.validate("rlvr.optimizer")

@@ -47,7 +47,14 @@ pub struct GrpoStep<'a> {
 impl GrpoStep<'_> {
     /// The verifier's reward with the configured partial credit.
     pub fn verifier(config: &RlvrConfig) -> impl Fn(&DigitSum, &str) -> f64 + '_ {
-        move |problem, completion| reward(problem, completion, config.partial_credit)
+        move |problem, completion| {
+            reward(
+                problem,
+                completion,
+                config.partial_credit,
+                config.step_credit,
+            )
+        }
     }
 }
 
@@ -55,43 +62,59 @@ impl StepBody for GrpoStep<'_> {
     fn step(&mut self, policy: Gpt, step: &mut Step) -> Result<Gpt> {
         let config = self.config;
         let k = config.group_size;
-        // 1. Prompts and rollouts from the current policy (no graph while sampling).
-        let picked: Vec<&DigitSum> = (0..config.prompts_per_step)
-            .map(|_| &self.problems[step.rng.random_range(0..self.problems.len())])
-            .collect();
-        let prompts: Vec<String> = picked.iter().map(|p| p.prompt()).collect();
-        let sampled = rollouts(
-            &policy.valid(),
-            self.tokenizer,
-            &prompts,
-            RolloutOptions {
-                group_size: k,
-                temperature: config.temperature,
-                top_k: config.top_k,
-            },
-            &mut step.rng,
-            self.plain,
-        )?;
-
-        // 2. Verifier rewards, group advantages; dead groups are counted and skipped.
-        let rewards: Vec<f64> = sampled
-            .iter()
-            .map(|r| (self.reward)(picked[r.prompt_index], &r.text))
-            .collect();
-        let mut live: Vec<(&Rollout, f64)> = Vec::new();
-        for (group, group_rewards) in sampled.chunks(k).zip(rewards.chunks(k)) {
-            let advantages = group_advantages(group_rewards);
-            self.window
-                .add_group(group, group_rewards, advantages.is_none());
-            if let Some(advantages) = advantages {
-                live.extend(group.iter().zip(advantages));
+        // 1-2. Prompts, rollouts from the current policy (no graph while sampling), verifier
+        // rewards and group advantages. Dead groups are counted (on the first draw, so the
+        // rate compares across settings) and skipped; with dynamic sampling their slots are
+        // drawn again, up to `resample_rounds` more times.
+        let mut live: Vec<(Rollout, f64)> = Vec::new();
+        let mut all_rewards = Vec::new();
+        let mut wanted = config.prompts_per_step;
+        for round in 0..=config.resample_rounds {
+            if wanted == 0 {
+                break;
+            }
+            let picked: Vec<&DigitSum> = (0..wanted)
+                .map(|_| &self.problems[step.rng.random_range(0..self.problems.len())])
+                .collect();
+            let prompts: Vec<String> = picked.iter().map(|p| p.prompt()).collect();
+            let sampled = rollouts(
+                &policy.valid(),
+                self.tokenizer,
+                &prompts,
+                RolloutOptions {
+                    group_size: k,
+                    temperature: config.temperature,
+                    top_k: config.top_k,
+                },
+                &mut step.rng,
+                self.plain,
+            )?;
+            let rewards: Vec<f64> = sampled
+                .iter()
+                .map(|r| (self.reward)(picked[r.prompt_index], &r.text))
+                .collect();
+            for (group, group_rewards) in sampled.chunks(k).zip(rewards.chunks(k)) {
+                let advantages = group_advantages(group_rewards);
+                if round == 0 {
+                    self.window
+                        .add_group(group, group_rewards, advantages.is_none());
+                }
+                if let Some(advantages) = advantages {
+                    live.extend(group.iter().cloned().zip(advantages));
+                    wanted -= 1;
+                }
+            }
+            if round == 0 {
+                all_rewards = rewards;
             }
         }
-        let mean_reward = rewards.iter().sum::<f64>() / rewards.len() as f64;
+        self.window.live_groups.push(live.len() / k);
+        let mean_reward = all_rewards.iter().sum::<f64>() / all_rewards.len() as f64;
         self.reward_ema = Some(
             self.reward_ema
                 .map_or(mean_reward, |e| 0.9 * e + 0.1 * mean_reward),
         );
+        let live: Vec<(&Rollout, f64)> = live.iter().map(|(r, a)| (r, *a)).collect();
 
         // 3. One policy-gradient step on the live groups.
         if live.is_empty() {
@@ -127,6 +150,7 @@ impl StepBody for GrpoStep<'_> {
         row.push("reward_ema", json!(self.reward_ema));
         row.push("reward_std", w.reward_std);
         row.push("frac_reward_zero_std", w.dead_rate);
+        row.push("live_groups", w.live_groups);
         row.push("kl", json!(w.kl));
         row.push("loss", json!(w.loss));
         row.push("completions/mean_length", w.mean_length);
@@ -164,6 +188,8 @@ pub(crate) struct Window {
     clipped: usize,
     kl: Vec<f64>,
     loss: Vec<f64>,
+    /// Live groups each step's update used (after dynamic sampling).
+    live_groups: Vec<usize>,
     /// The window's last update, for `lr` and the pre-clip `grad_norm`.
     last_report: Option<StepReport>,
 }
@@ -172,6 +198,7 @@ struct Averages {
     reward: f64,
     reward_std: f64,
     dead_rate: f64,
+    live_groups: f64,
     /// `None` when no step of the window updated (every group dead): a mean of nothing.
     kl: Option<f64>,
     loss: Option<f64>,
@@ -207,6 +234,13 @@ impl Window {
             reward: mean(&self.rewards),
             reward_std: mean(&self.group_stds),
             dead_rate: self.dead_groups as f64 / self.groups.max(1) as f64,
+            live_groups: mean(
+                &self
+                    .live_groups
+                    .iter()
+                    .map(|&g| g as f64)
+                    .collect::<Vec<_>>(),
+            ),
             kl: (!self.kl.is_empty()).then(|| mean(&self.kl)),
             loss: (!self.loss.is_empty()).then(|| mean(&self.loss)),
             mean_length: mean(&lengths),

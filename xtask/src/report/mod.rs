@@ -10,10 +10,10 @@
 
 mod chain;
 mod cot_sft;
-mod doc;
+pub(crate) mod doc;
 mod dpo;
 mod per_k;
-mod plots;
+pub(crate) mod plots;
 mod pretrain;
 mod rlvr;
 mod sft;
@@ -109,7 +109,7 @@ pub fn write(run_dir: &Path) -> Result<PathBuf> {
 }
 
 /// The plots' folder in the run folder, linked from the report by relative path.
-const PLOT_DIR: &str = "report";
+pub(crate) const PLOT_DIR: &str = "report";
 
 struct Report {
     run_dir: PathBuf,

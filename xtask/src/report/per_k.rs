@@ -18,7 +18,50 @@ fn per_k(eval: &[EvalRow], mode: &str) -> BTreeMap<usize, f64> {
         .collect()
 }
 
+/// "Skills after every stage": each stage's checkpoint on reverse words and CoT sums per K,
+/// from its `skills.json` (pretrain and SFT included).
+fn skills_table(report: &mut Report) -> Result<()> {
+    let mut columns = Vec::new();
+    for stage in Stage::ALL {
+        let path = stage.dir(&report.run_dir).join(crate::skills::SKILLS);
+        if path.exists() {
+            columns.push((stage, crate::skills::Skills::load(&path)?));
+        }
+    }
+    if columns.is_empty() {
+        return Ok(());
+    }
+    report.heading("Skills after every stage");
+    report.para(
+        "Each stage's final checkpoint on the same held-out sets (`skills.json`): reverse words \
+         (exact match) and digit sums per K in the CoT format (strict verifier), greedy."
+            .into(),
+    );
+    let ks: BTreeSet<usize> = columns
+        .iter()
+        .flat_map(|(_, s)| s.rows.iter().filter_map(|r| r.k))
+        .collect();
+    let cell = |row: Option<&EvalRow>| row.map_or("—".into(), |r| pct(r.accuracy));
+    let mut rows = vec![std::iter::once("reverse words".to_string())
+        .chain(columns.iter().map(|(_, s)| cell(s.reverse())))
+        .collect::<Vec<_>>()];
+    for &k in &ks {
+        rows.push(
+            std::iter::once(format!("sums K={k}"))
+                .chain(columns.iter().map(|(_, s)| cell(s.digit_sum(k))))
+                .collect(),
+        );
+    }
+    let header: Vec<String> = std::iter::once("skill".to_string())
+        .chain(columns.iter().map(|(stage, _)| stage.to_string()))
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    report.table(&header, rows);
+    Ok(())
+}
+
 pub(super) fn section(report: &mut Report) -> Result<()> {
+    skills_table(report)?;
     let mut columns: Vec<(String, BTreeMap<usize, f64>)> = Vec::new();
     let mut last_stage = None;
     for stage in Stage::ALL {

@@ -29,8 +29,19 @@ fn range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
 
 /// One chart of several lines over a shared x axis (steps), as SVG.
 pub fn lines(plot: &str, title: &str, y_label: &str, series: &[Series]) -> Result<String> {
+    lines_over(plot, title, "step", y_label, series)
+}
+
+/// Like [`lines`], over an x axis named `x_label`.
+pub fn lines_over(
+    plot: &str,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<String> {
     let mut svg = String::new();
-    draw_lines(&mut svg, plot, title, y_label, series)?;
+    draw_lines(&mut svg, plot, title, x_label, y_label, series)?;
     Ok(svg)
 }
 
@@ -38,6 +49,7 @@ fn draw_lines(
     svg: &mut String,
     plot: &str,
     title: &str,
+    x_label: &str,
     y_label: &str,
     series: &[Series],
 ) -> Result<()> {
@@ -55,7 +67,7 @@ fn draw_lines(
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
-        .x_desc("step")
+        .x_desc(x_label)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc(y_label)
         .draw()

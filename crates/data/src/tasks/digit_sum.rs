@@ -110,6 +110,27 @@ impl DigitSum {
         }
     }
 
+    /// How many of the trace's K − 1 steps `generated` writes right, in order from the first
+    /// (each the previous total plus the next digit, summed correctly); stops at the first
+    /// wrong or missing step. A process reward: it tells a trace that walks three digits
+    /// from one that walks none, where the verifier calls both malformed.
+    pub fn correct_steps(&self, generated: &str) -> usize {
+        let Some(rest) = generated.strip_prefix('{') else {
+            return 0;
+        };
+        let trace = rest.split_once('}').map_or(rest, |(t, _)| t);
+        let mut total = self.digits[0] as u64;
+        let mut count = 0;
+        for (step, &digit) in trace.split(';').zip(&self.digits[1..]) {
+            if *step != format!("{total}+{digit}={}", total + digit as u64) {
+                break;
+            }
+            total += digit as u64;
+            count += 1;
+        }
+        count
+    }
+
     fn parse_cot(&self, generated: &str) -> Option<u64> {
         let rest = generated.strip_prefix('{')?;
         let (trace, tail) = rest.split_once('}')?;

@@ -1,0 +1,171 @@
+//! `xtask sweep` on the tiny config with two seeds: ordinary run folders per seed, seeds that
+//! really differ, the sweep's report card with mean ± sd and each seed's value, reuse of
+//! finished stages, and the same folder as `pipeline --seed` makes.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn sweep(runs: &Path, extra: &[&str]) -> std::process::Output {
+    run(xtask()
+        .args([
+            "sweep", "--seeds", "0,1", "--run", "s", "--quiet", "--config",
+        ])
+        .arg(tiny_config())
+        .arg("--runs-dir")
+        .arg(runs)
+        .args(extra))
+}
+
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64;
+    (mean, var.sqrt())
+}
+
+#[test]
+fn a_sweep_runs_each_seed_and_reports_mean_and_sd() {
+    let runs = tempfile::tempdir().unwrap();
+    let out = sweep(runs.path(), &[]);
+    assert_ok(&out);
+    let dir = runs.path().join("s");
+
+    // Each seed is an ordinary run, every stage measured on the skill suite.
+    for seed in ["seed-0", "seed-1"] {
+        for stage in ["pretrain", "sft", "cot-sft", "dpo", "rlvr"] {
+            let skills = json(&dir.join(seed).join(stage).join("skills.json"));
+            let rows = skills["rows"].as_array().unwrap();
+            assert!(
+                rows.iter().any(|r| r["task"] == "reverse"),
+                "{seed}/{stage}"
+            );
+            assert!(rows.iter().any(|r| r["task"] == "digit_sum" && r["k"] == 3));
+        }
+        assert!(dir.join(seed).join("report.md").is_file());
+    }
+    // The seeds differ from the model's init on, and seed 1's run.json says how.
+    let hash = |seed: &str| {
+        json(&dir.join(seed).join("pretrain/manifest.json"))["checkpoint_hash"].clone()
+    };
+    assert_ne!(hash("seed-0"), hash("seed-1"));
+    let info = json(&dir.join("seed-1/run.json"));
+    let sets: Vec<&str> = info["overrides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        sets.contains(&"pretrain.seed=1") && sets.contains(&"rlvr.seed=1"),
+        "{sets:?}"
+    );
+    assert!(!sets.iter().any(|s| s.starts_with("eval.")), "{sets:?}");
+
+    // The report's reverse-word cell after SFT is the two seeds' mean ± sd.
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let acc = |seed: &str| {
+        json(&dir.join(seed).join("sft/skills.json"))["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["task"] == "reverse")
+            .unwrap()["accuracy"]
+            .as_f64()
+            .unwrap()
+    };
+    let (m, s) = mean_sd(&[acc("seed-0"), acc("seed-1")]);
+    let cell = format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * s);
+    let reverse_line = report
+        .lines()
+        .find(|l| l.starts_with("| reverse words |"))
+        .unwrap();
+    assert!(reverse_line.contains(&cell), "{cell} not in {reverse_line}");
+    for needle in [
+        "Stage over stage",
+        "sft − pretrain",
+        "rlvr − dpo",
+        "seed 1",
+        "★",
+        "wall time",
+    ] {
+        assert!(
+            report.contains(needle),
+            "{needle} missing from the sweep report:\n{report}"
+        );
+    }
+    assert!(dir.join("report.html").is_file());
+    assert!(dir.join("report/sweep_per_k.svg").is_file());
+
+    // Again: every stage is reused, and the report is written again.
+    let again = sweep(runs.path(), &[]);
+    assert_ok(&again);
+    let err = stderr(&again);
+    assert_eq!(err.matches("up to date").count(), 10, "{err}");
+
+    // `pipeline --seed 1` into a seed's folder is the same run: nothing to redo.
+    let single = run(xtask()
+        .args([
+            "pipeline", "--seed", "1", "--run", "s/seed-1", "--quiet", "--config",
+        ])
+        .arg(tiny_config())
+        .arg("--runs-dir")
+        .arg(runs.path()));
+    assert_ok(&single);
+    assert_eq!(
+        stderr(&single).matches("up to date").count(),
+        5,
+        "{}",
+        stderr(&single)
+    );
+
+    // The sweep's folder is not a run, nor a run a sweep.
+    let into_sweep = run(xtask()
+        .args(["pipeline", "--run", "s", "--quiet", "--config"])
+        .arg(tiny_config())
+        .arg("--runs-dir")
+        .arg(runs.path()));
+    assert!(!into_sweep.status.success());
+    assert!(
+        stderr(&into_sweep).contains("sweep"),
+        "{}",
+        stderr(&into_sweep)
+    );
+    let as_sweep = run(xtask()
+        .args([
+            "sweep", "--seeds", "0", "--run", "s/seed-0", "--quiet", "--config",
+        ])
+        .arg(tiny_config())
+        .arg("--runs-dir")
+        .arg(runs.path()));
+    assert!(!as_sweep.status.success());
+    assert!(
+        stderr(&as_sweep).contains("single run"),
+        "{}",
+        stderr(&as_sweep)
+    );
+}
+
+#[test]
+fn a_report_only_sweep_names_the_missing_seed() {
+    let runs = tempfile::tempdir().unwrap();
+    let out = sweep(runs.path(), &["--report-only"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("seed-0"), "{err}");
+}
+
+#[test]
+fn a_bad_seed_list_is_one_line() {
+    let out = run(xtask().args(["sweep", "--seeds", "0,x"]));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

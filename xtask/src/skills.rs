@@ -1,0 +1,98 @@
+//! Every checkpoint of the chain measured on every skill the chain teaches: held-out reverse
+//! words (SFT's task) and held-out digit sums per K in the CoT format (the task of CoT-SFT,
+//! DPO and RLVR), into the stage folder's `skills.json`. The same problems for every stage,
+//! so the report's per-skill table reads straight across the chain and shows what each stage
+//! kept and what it lost, pretrain and SFT included.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use data::tasks::digit_sum::Mode;
+use data::tasks::reverse;
+use eval::{evaluate_digit_sum, evaluate_reverse, format_row, EvalRow, SuiteConfig};
+use model::checkpoint;
+use serde::{Deserialize, Serialize};
+use trainer::{files, Manifest};
+
+use crate::run::Run;
+use crate::stage::Stage;
+
+/// The file in each stage folder.
+pub const SKILLS: &str = "skills.json";
+/// `mode` of the reverse-word row.
+pub const REVERSE_MODE: &str = "greedy";
+
+/// `skills.json`: the rows, and what they were measured on, so a retrained checkpoint or a
+/// changed suite is measured again rather than read stale.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Skills {
+    pub checkpoint_hash: String,
+    pub suite: SuiteConfig,
+    pub rows: Vec<EvalRow>,
+}
+
+impl Skills {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid {SKILLS}", path.display()))
+    }
+
+    /// Held-out reverse-word accuracy.
+    pub fn reverse(&self) -> Option<&EvalRow> {
+        self.rows.iter().find(|r| r.task == eval::task::REVERSE)
+    }
+
+    /// Held-out CoT digit-sum accuracy at `k`.
+    pub fn digit_sum(&self, k: usize) -> Option<&EvalRow> {
+        self.rows
+            .iter()
+            .find(|r| r.task == eval::task::DIGIT_SUM && r.k == Some(k))
+    }
+}
+
+/// Measures a finished stage's checkpoint unless its `skills.json` already holds this
+/// checkpoint on this suite.
+pub fn ensure(run: &Run, stage: Stage) -> Result<()> {
+    let dir = run.stage_dir(stage);
+    let manifest = Manifest::load(&dir.join(files::MANIFEST))?;
+    let path = dir.join(SKILLS);
+    let suite = run.config.eval.clone();
+    if path.exists() {
+        let saved = Skills::load(&path)?;
+        if saved.checkpoint_hash == manifest.checkpoint_hash && saved.suite == suite {
+            return Ok(());
+        }
+    }
+    let device = run.device.device().map_err(anyhow::Error::msg)?;
+    let tokenizer = crate::run::load_stage_tokenizer(&dir)?;
+    let (model, _) = checkpoint::load(&dir.join(files::CHECKPOINT), &device)?;
+    let words = reverse::read_words(&run.config.sft.words)?;
+    let held_out = reverse::held_out_words(&words);
+    let mut rows = vec![evaluate_reverse(
+        &model,
+        &tokenizer,
+        &held_out,
+        REVERSE_MODE,
+        &device,
+    )?];
+    rows.extend(evaluate_digit_sum(
+        &model,
+        &tokenizer,
+        Mode::Cot,
+        &suite.ks,
+        suite.per_k,
+        suite.seed,
+        &device,
+    )?);
+    for row in &rows {
+        eprintln!("{stage} skills: {}", format_row(row));
+    }
+    let skills = Skills {
+        checkpoint_hash: manifest.checkpoint_hash,
+        suite,
+        rows,
+    };
+    data::atomic::write(&path, serde_json::to_string_pretty(&skills)?)
+}
