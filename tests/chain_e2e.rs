@@ -111,7 +111,6 @@ fn the_chain_links_each_stage_to_its_parent() {
         pair["chosen"].as_str().unwrap().len(),
         pair["rejected"].as_str().unwrap().len()
     );
-
     // SFT: the ablation pair, on the held-out words.
     let sft = json(&run_dir.join("sft/eval.json"));
     for mode in ["masked", "unmasked"] {
@@ -244,10 +243,12 @@ fn the_chain_links_each_stage_to_its_parent() {
 fn every_dpo_variant_runs_end_to_end() {
     let runs = tempfile::tempdir().unwrap();
     let config = runs.path().join("variants.toml");
-    let text = tiny_config_text().replace(
-        "[dpo.loss]",
-        "compare = [\"ipo\", \"hinge\", \"robust\", \"simpo\", \"orpo\", \"kto\"]\n\n[dpo.loss]",
-    );
+    let text = tiny_config_text()
+        .replace(
+            "[dpo.loss]",
+            "compare = [\"ipo\", \"hinge\", \"robust\", \"simpo\", \"orpo\", \"kto\"]\n\n[dpo.loss]",
+        )
+        .replace("replay = 0.0", "replay = 0.1");
     std::fs::write(&config, text).unwrap();
     let args = |stage: &str| {
         let mut cmd = xtask();
@@ -263,6 +264,19 @@ fn every_dpo_variant_runs_end_to_end() {
         .arg(runs.path().join("v/pretrain")));
     assert_ok(&out);
     let dir = runs.path().join("v/dpo");
+    // dpo.replay = 0.1 mixes reverse-word pairs (prompts without a digit sum) in.
+    let pairs = std::fs::read_to_string(dir.join("train.jsonl")).unwrap();
+    let replayed = pairs
+        .lines()
+        .filter(|l| {
+            let pair: Value = serde_json::from_str(l).unwrap();
+            !pair["prompt"].as_str().unwrap().contains('+')
+        })
+        .count();
+    assert!(
+        replayed > 0,
+        "no replayed reverse-word pairs in dpo/train.jsonl"
+    );
     let eval = json(&dir.join("eval.json"));
     for variant in ["ipo", "hinge", "robust", "simpo", "orpo", "kto"] {
         let rows =
@@ -277,6 +291,17 @@ fn every_dpo_variant_runs_end_to_end() {
             "{variant}"
         );
     }
+    // The reference-free losses are also scored with the lesson's margin against the parent.
+    for variant in ["simpo", "orpo"] {
+        let rows = rows_with(
+            &eval,
+            "preference",
+            &format!("held_out_vs_parent:{variant}"),
+        );
+        assert_eq!(rows.len(), 1, "{variant}");
+        assert!(rows[0]["margin"].as_f64().unwrap().is_finite());
+    }
+    assert!(rows_with(&eval, "preference", "held_out_vs_parent:ipo").is_empty());
     assert!(
         dir.join("metrics.jsonl").is_file(),
         "the main (sigmoid) run"

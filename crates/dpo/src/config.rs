@@ -23,6 +23,13 @@ pub struct DpoConfig {
     /// On-policy pairs: samples drawn per prompt from the parent (temperature 1).
     #[serde(default = "default_samples")]
     pub on_policy_samples: usize,
+    /// Share of the generated pairs that replay SFT's reverse-word task (reversed word over
+    /// a one-swap slip), so this stage keeps that skill; 0 = the lesson's sums only.
+    #[serde(default)]
+    pub replay: f64,
+    /// Word list of the replayed pairs (train split); needed when `replay` > 0.
+    #[serde(default)]
+    pub words: Option<PathBuf>,
     pub loss: LossConfig,
     /// Also train these loss types from the same parent, data and budget, for comparison.
     #[serde(default)]
@@ -147,6 +154,7 @@ impl DpoConfig {
     pub fn resolve_paths(&mut self, base: &Path) {
         self.train_file = self.train_file.as_ref().map(|p| data::relative_to(base, p));
         self.kto_file = self.kto_file.as_ref().map(|p| data::relative_to(base, p));
+        self.words = self.words.as_ref().map(|p| data::relative_to(base, p));
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -164,6 +172,15 @@ impl DpoConfig {
         data::tasks::digit_sum::check_ks("dpo.ks", &self.ks)?;
         if self.pairs == PairSource::OnPolicy && self.on_policy_samples < 2 {
             return Err("dpo.on_policy_samples must be >= 2 to find a pair".into());
+        }
+        if !(0.0..0.9).contains(&self.replay) {
+            return Err(format!(
+                "dpo.replay must be in [0, 0.9), got {}",
+                self.replay
+            ));
+        }
+        if self.replay > 0.0 && self.words.is_none() {
+            return Err("dpo.replay > 0 needs dpo.words (the reverse-word list)".into());
         }
         let loss = &self.loss;
         if !(loss.beta > 0.0 && loss.beta.is_finite()) {

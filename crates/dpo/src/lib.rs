@@ -19,7 +19,10 @@ use burn::module::Module;
 use data::jsonl;
 use data::split::Split;
 use data::tasks::digit_sum::{held_out_problems, train_problems, Mode};
-use data::tasks::preference::{corrupted_pairs, unpair, LabeledCompletion, PreferencePair};
+use data::tasks::preference::{
+    corrupted_pairs, reverse_pairs, unpair, LabeledCompletion, PreferencePair,
+};
+use data::tasks::reverse;
 use data::tokenizer::PAD;
 use eval::{report_rows, DigitSumSuite};
 use model::Gpt;
@@ -34,6 +37,10 @@ use reference::ReferenceLogps;
 use train::{PreferenceStep, Reference};
 
 /// The metrics of a compared loss variant (`compare`); the main loss's go to `metrics.jsonl`.
+/// `mode` of the held-out preference row scored with DPO's implicit reward against the parent,
+/// written for losses whose own reward has no reference (SimPO, ORPO): the lesson's margin.
+pub const HELD_OUT_VS_PARENT: &str = "held_out_vs_parent";
+
 pub fn variant_metrics(loss_type: LossType) -> String {
     format!("metrics.{}.jsonl", loss_type.name())
 }
@@ -52,15 +59,16 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
             .iter()
             .filter(|&&t| t != config.loss.loss_type),
     );
-    // The frozen reference: loaded on the plain device (no autodiff, so no gradient can reach
-    // it), and only when some loss uses it.
-    let reference = if loss_types.iter().any(|t| t.needs_reference()) {
-        Some(load_parent(ctx, &ctx.device)?)
-    } else {
-        None
-    };
+    // The frozen parent, on the plain device (no autodiff, so no gradient can reach it): the
+    // reference of every loss that has one, and for every loss the yardstick of the lesson's
+    // margin (DPO's implicit reward, β·log-ratio against the parent).
+    let parent = load_parent(ctx, &ctx.device)?;
+    let reference = loss_types
+        .iter()
+        .any(|t| t.needs_reference())
+        .then_some(&parent);
 
-    let pairs = training_pairs(ctx, config, reference.as_ref())?;
+    let pairs = training_pairs(ctx, config, &parent)?;
     let tokenized = tokenize_pairs(&pairs, &ctx.tokenizer, ctx.model.block_size)?;
     let held_out = held_out_pairs(ctx, config)?;
     let train_sample: Vec<TokenizedPair> =
@@ -69,9 +77,7 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
     // The reference's log-probs of the evaluation pairs, once for every loss variant.
     let reference_logps = |set: &[TokenizedPair]| {
         let set: Vec<&TokenizedPair> = set.iter().collect();
-        reference
-            .as_ref()
-            .map(|r| ReferenceLogps::compute(r, &set, pad, &ctx.device))
+        ReferenceLogps::compute(&parent, &set, pad, &ctx.device)
     };
     let evaluation_sets = [
         ("train", &train_sample, reference_logps(&train_sample)),
@@ -114,7 +120,7 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
         } else {
             format!("{}:{}", ctx.stage, loss_type.name())
         };
-        let reference_handle = reference.as_ref().map(|model| Reference {
+        let reference_handle = reference.map(|model| Reference {
             model,
             device: &ctx.device,
         });
@@ -142,12 +148,28 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
         for (split, set, reference_logps) in &evaluation_sets {
             rows.push(preference_accuracy(
                 &model,
-                reference_logps.as_ref(),
+                Some(reference_logps),
                 set,
                 &loss,
                 pad,
                 &ctx.device,
                 &format!("{split}{suffix}"),
+            ));
+        }
+        if !loss_type.needs_reference() {
+            let (_, held_out, reference_logps) = &evaluation_sets[1];
+            let lesson_margin = LossConfig {
+                loss_type: LossType::Sigmoid,
+                ..loss.clone()
+            };
+            rows.push(preference_accuracy(
+                &model,
+                Some(reference_logps),
+                held_out,
+                &lesson_margin,
+                pad,
+                &ctx.device,
+                &format!("{HELD_OUT_VS_PARENT}{suffix}"),
             ));
         }
         for mut row in suite.rows(&model)? {
@@ -164,11 +186,12 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
     save_stage(ctx, &model, config.steps, &config_hash(config), started)
 }
 
-/// The user's pairs, or generated ones (saved as `train.jsonl` to inspect or reuse).
+/// The user's pairs, or generated ones with the replayed reverse-word pairs mixed in (saved
+/// as `train.jsonl` to inspect or reuse).
 fn training_pairs(
     ctx: &StageContext,
     config: &DpoConfig,
-    reference: Option<&Gpt>,
+    parent: &Gpt,
 ) -> Result<Vec<PreferencePair>> {
     if let Some(path) = &config.train_file {
         return jsonl::read(path);
@@ -177,12 +200,8 @@ fn training_pairs(
     let pairs = match config.pairs {
         PairSource::Corrupted => corrupted_pairs(&problems, config.seed),
         PairSource::OnPolicy => {
-            let parent = match reference {
-                Some(r) => r.clone(),
-                None => load_parent(ctx, &ctx.device)?,
-            };
             let found = on_policy::sample_pairs(
-                &parent,
+                parent,
                 &ctx.tokenizer,
                 &problems,
                 config.on_policy_samples,
@@ -209,7 +228,24 @@ fn training_pairs(
             found.pairs
         }
     };
+    let pairs = with_replay(pairs, config)?;
     jsonl::write(&ctx.out_dir.join("train.jsonl"), &pairs)?;
+    Ok(pairs)
+}
+
+/// `pairs` plus reverse-word pairs from SFT's train split, `replay` of the whole. Appended:
+/// batches are drawn at random, and the train-split preference accuracy (the first
+/// `eval_pairs`) stays about the task.
+fn with_replay(mut pairs: Vec<PreferencePair>, config: &DpoConfig) -> Result<Vec<PreferencePair>> {
+    let Some(path) = config.words.as_ref().filter(|_| config.replay > 0.0) else {
+        return Ok(pairs);
+    };
+    let train_words: Vec<String> = reverse::read_words(path)?
+        .into_iter()
+        .filter(|w| data::split::split_of(w) == Split::Train)
+        .collect();
+    let n = (pairs.len() as f64 * config.replay / (1.0 - config.replay)).round() as usize;
+    pairs.extend(reverse_pairs(&train_words, n, config.seed));
     Ok(pairs)
 }
 

@@ -161,6 +161,8 @@ fn config(loss_type: LossType, precompute: bool) -> DpoConfig {
         ks: vec![2],
         train_file: None,
         kto_file: None,
+        replay: 0.0,
+        words: None,
         on_policy_samples: 2,
         loss: LossConfig {
             loss_type,

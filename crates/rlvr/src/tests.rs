@@ -10,6 +10,7 @@ use trainer::{LrSchedule, OptimConfig, OptimizerStep};
 use crate::advantage::group_advantages;
 use crate::rollout::Rollout;
 use crate::train::grpo_loss;
+use data::tasks::digit_sum::DigitSum;
 
 fn shape() -> GptConfig {
     GptConfig {
@@ -80,10 +81,17 @@ fn kl_starts_at_zero_and_a_step_favours_the_rewarded_rollout() {
 /// The GRPO step through the training loop with an injected reward that is sure to mix
 /// groups (odd-length completions earn 1): every step updates, loss and KL are finite, the
 /// policy's weights move, and the frozen reference's do not.
-#[test]
-fn grpo_steps_update_the_policy_when_groups_are_mixed() {
+type MetricsRow = serde_json::Map<String, serde_json::Value>;
+
+/// The rows of three GRPO steps through the training loop on a tiny random policy, with
+/// `reward` in place of the verifier; then the token embeddings of the parent, the trained
+/// policy and the reference.
+fn grpo_steps(
+    reward: &crate::train::RewardFn,
+    resample_rounds: usize,
+) -> (Vec<MetricsRow>, [Vec<f32>; 3]) {
     use burn::module::Module;
-    use data::tasks::digit_sum::{train_problems, DigitSum};
+    use data::tasks::digit_sum::train_problems;
     use data::tokenizer::{TokenizerConfig, PAD, TASK_ALPHABET};
     use data::TextTokenizer;
     use trainer::resume::Resume;
@@ -124,14 +132,14 @@ fn grpo_steps_update_the_policy_when_groups_are_mixed() {
     config.steps = 3;
     config.log_every = 1;
     config.eval_every = 0;
+    config.resample_rounds = resample_rounds;
     config.optimizer.lr = 1e-2;
-    let problems: Vec<DigitSum> = train_problems(&config.ks, 10, 0);
-    let odd_length = |_: &DigitSum, completion: &str| (completion.len() % 2) as f64;
+    let problems = train_problems(&config.ks, 10, 0);
     let mut body = GrpoStep {
         problems: &problems,
         tokenizer: &tokenizer,
         config: &config,
-        reward: &odd_length,
+        reward,
         pad_id: tokenizer.symbol_id(PAD).unwrap(),
         reference: &reference,
         plain: &plain,
@@ -152,8 +160,25 @@ fn grpo_steps_update_the_policy_when_groups_are_mixed() {
     let policy = training
         .run(policy, &device, &mut body, &mut |_| Ok(Vec::new()))
         .unwrap();
-
     let rows = trainer::metrics::read_rows(&metrics).unwrap();
+    (
+        rows,
+        [
+            parent_weights,
+            weights(&policy.valid()),
+            weights(&reference),
+        ],
+    )
+}
+
+/// Rewards completions of odd length: groups of random samples are mixed.
+fn odd_length(_: &DigitSum, completion: &str) -> f64 {
+    (completion.len() % 2) as f64
+}
+
+#[test]
+fn grpo_steps_update_the_policy_when_groups_are_mixed() {
+    let (rows, [parent, policy, reference]) = grpo_steps(&odd_length, 0);
     assert_eq!(rows.len(), 3);
     for row in &rows {
         assert_eq!(row["updates"].as_u64(), Some(1), "{row:?}");
@@ -162,6 +187,37 @@ fn grpo_steps_update_the_policy_when_groups_are_mixed() {
             assert!(value.is_finite(), "{key}: {row:?}");
         }
     }
-    assert_ne!(weights(&policy.valid()), parent_weights, "the policy moved");
-    assert_eq!(weights(&reference), parent_weights, "the reference did not");
+    assert_ne!(policy, parent, "the policy moved");
+    assert_eq!(reference, parent, "the reference did not");
+}
+
+#[test]
+fn dynamic_sampling_replaces_dead_groups_and_counts_only_the_first_draw() {
+    // Prompts whose first digit is even always score 0: their groups are dead.
+    let half_dead = |problem: &DigitSum, completion: &str| {
+        if problem.digits[0] % 2 == 0 {
+            0.0
+        } else {
+            odd_length(problem, completion)
+        }
+    };
+    let (once, _) = grpo_steps(&half_dead, 0);
+    let (resampled, _) = grpo_steps(&half_dead, 3);
+    let live = |rows: &[MetricsRow]| -> f64 {
+        rows.iter()
+            .map(|r| r["live_groups"].as_f64().unwrap())
+            .sum()
+    };
+    // The first step's first draw is the same in both: the dead-group rate compares.
+    assert_eq!(
+        once[0]["frac_reward_zero_std"],
+        resampled[0]["frac_reward_zero_std"]
+    );
+    assert!(once[0]["frac_reward_zero_std"].as_f64().unwrap() > 0.0);
+    assert!(
+        live(&resampled) > live(&once),
+        "resampling found more live groups: {} vs {}",
+        live(&resampled),
+        live(&once)
+    );
 }

@@ -6,11 +6,12 @@
 //! same character length, so length cannot explain a preference.
 
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::digit_sum::{DigitSum, Mode};
+use super::reverse;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +85,40 @@ pub fn corrupted_pairs(problems: &[DigitSum], seed: u64) -> Vec<PreferencePair> 
         .collect()
 }
 
+/// Reverse-word pairs, for replaying SFT's skill during preference training: chosen is the
+/// reversed word, rejected the same with two adjacent differing letters swapped (same
+/// length, one slip). `n` pairs cycling over `words`; words of one repeated letter are skipped.
+pub fn reverse_pairs(words: &[String], n: usize, seed: u64) -> Vec<PreferencePair> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut pool: Vec<&String> = words
+        .iter()
+        .filter(|w| swappable(w).next().is_some())
+        .collect();
+    pool.shuffle(&mut rng);
+    pool.iter()
+        .cycle()
+        .take(if pool.is_empty() { 0 } else { n })
+        .map(|word| {
+            let chosen = reverse::completion(word);
+            let mut letters: Vec<char> = chosen.chars().collect();
+            let positions: Vec<usize> = swappable(&chosen).collect();
+            let at = *positions.choose(&mut rng).expect("pool words have a swap");
+            letters.swap(at, at + 1);
+            PreferencePair {
+                prompt: reverse::prompt(word),
+                chosen,
+                rejected: letters.into_iter().collect(),
+            }
+        })
+        .collect()
+}
+
+/// Positions i where letters i and i+1 differ (and neither is the end mark).
+fn swappable(text: &str) -> impl Iterator<Item = usize> + '_ {
+    let letters: Vec<char> = text.trim_end_matches('#').chars().collect();
+    (0..letters.len().saturating_sub(1)).filter(move |&i| letters[i] != letters[i + 1])
+}
+
 /// Unpaired labels from pairs, as KTO consumes them: each pair gives a desirable and an
 /// undesirable completion, shuffled so no batch sees them side by side by construction.
 pub fn unpair(pairs: &[PreferencePair], seed: u64) -> Vec<LabeledCompletion> {
@@ -134,6 +169,21 @@ mod tests {
         let bad = corrupted_trace(&p, &mut rng).unwrap();
         assert_ne!(bad, "{3+4=7;7+5=12}12#");
         assert_eq!(bad.len(), "{3+4=7;7+5=12}12#".len());
+    }
+
+    #[test]
+    fn reverse_pairs_are_one_swap_apart() {
+        let words: Vec<String> = ["able", "back", "aaaa"].map(String::from).to_vec();
+        let pairs = reverse_pairs(&words, 7, 0);
+        assert_eq!(pairs.len(), 7);
+        for pair in &pairs {
+            let word = pair.prompt.trim_matches(|c| c == '<' || c == '>');
+            assert_ne!(word, "aaaa", "a word with no swap is skipped");
+            assert!(reverse::is_correct(&pair.prompt, &pair.chosen));
+            assert!(!reverse::is_correct(&pair.prompt, &pair.rejected));
+            assert!(reverse::is_well_formed(word, &pair.rejected), "{pair:?}");
+        }
+        assert!(reverse_pairs(&["aaaa".to_string()], 3, 0).is_empty());
     }
 
     #[test]
