@@ -195,7 +195,7 @@ fn grpo_steps_update_the_policy_when_groups_are_mixed() {
 fn dynamic_sampling_replaces_dead_groups_and_counts_only_the_first_draw() {
     // Prompts whose first digit is even always score 0: their groups are dead.
     let half_dead = |problem: &DigitSum, completion: &str| {
-        if problem.digits[0] % 2 == 0 {
+        if problem.digits[0].is_multiple_of(2) {
             0.0
         } else {
             odd_length(problem, completion)
