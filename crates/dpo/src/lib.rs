@@ -36,11 +36,11 @@ use logps::{tokenize_labeled, tokenize_pairs, TokenizedPair};
 use reference::ReferenceLogps;
 use train::{PreferenceStep, Reference};
 
-/// The metrics of a compared loss variant (`compare`); the main loss's go to `metrics.jsonl`.
 /// `mode` of the held-out preference row scored with DPO's implicit reward against the parent,
 /// written for losses whose own reward has no reference (SimPO, ORPO): the lesson's margin.
 pub const HELD_OUT_VS_PARENT: &str = "held_out_vs_parent";
 
+/// The metrics of a compared loss variant (`compare`); the main loss's go to `metrics.jsonl`.
 pub fn variant_metrics(loss_type: LossType) -> String {
     format!("metrics.{}.jsonl", loss_type.name())
 }
@@ -74,7 +74,7 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
     let train_sample: Vec<TokenizedPair> =
         tokenized.iter().take(config.eval_pairs).cloned().collect();
 
-    // The reference's log-probs of the evaluation pairs, once for every loss variant.
+    // The parent's log-probs of the evaluation pairs, once for every loss variant.
     let reference_logps = |set: &[TokenizedPair]| {
         let set: Vec<&TokenizedPair> = set.iter().collect();
         ReferenceLogps::compute(&parent, &set, pad, &ctx.device)
