@@ -78,7 +78,7 @@ impl CotSftConfig {
 /// `n_task` task examples plus them (words repeat when the split is smaller).
 pub fn replay_examples(words: &[String], n_task: usize, replay: f64, seed: u64) -> Vec<Example> {
     let pool = reverse::examples(words, Split::Train, seed);
-    let n = (n_task as f64 * replay / (1.0 - replay)).round() as usize;
+    let n = data::replay::replay_count(n_task, replay);
     if pool.is_empty() {
         return Vec::new();
     }

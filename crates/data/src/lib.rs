@@ -6,6 +6,7 @@ pub mod batch;
 pub mod corpus;
 pub mod hash;
 pub mod jsonl;
+pub mod replay;
 pub mod split;
 pub mod tasks;
 pub mod tokenizer;

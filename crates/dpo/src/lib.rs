@@ -244,7 +244,7 @@ fn with_replay(mut pairs: Vec<PreferencePair>, config: &DpoConfig) -> Result<Vec
         .into_iter()
         .filter(|w| data::split::split_of(w) == Split::Train)
         .collect();
-    let n = (pairs.len() as f64 * config.replay / (1.0 - config.replay)).round() as usize;
+    let n = data::replay::replay_count(pairs.len(), config.replay);
     pairs.extend(reverse_pairs(&train_words, n, config.seed));
     Ok(pairs)
 }
