@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// Benchmark RLVR rollouts instead: tokens/s with and without the KV cache.
     #[arg(long)]
     rollout: bool,
+    /// Time every matrix product of one shard's training step on one thread, against the
+    /// core's measured FMA peak and the measured step: where the step's time goes.
+    #[arg(long)]
+    products: bool,
     /// Side by side with PyTorch (bench/pytorch_reference.py, every variant) on the lesson
     /// config and a larger one; creates target/pytorch-venv with torch on first use.
     #[arg(long)]
@@ -76,6 +80,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if args.rollout {
         return crate::bench_rollout::run(&device, &config, args.batch, args.steps.min(5));
+    }
+    if args.products {
+        return crate::bench_products::run(&device, &config, args.batch, args.steps);
     }
     if args.vs_pytorch {
         return crate::bench_pytorch::run(

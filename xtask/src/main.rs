@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_dpo;
+mod bench_products;
 mod bench_pytorch;
 mod bench_rollout;
 mod chat;

@@ -7,6 +7,7 @@
 //!   forward-only passes.
 //! - [`gelu()`]: the exact (erf) GELU, fused and vectorised on the CPU.
 //! - [`layer_norm()`]: one autodiff operation with its own backward for training on a GPU.
+//! - [`peak`]: one core's FMA rate from registers alone, the ceiling the products are held to.
 //!
 //! Which implementation runs is decided in one place, [`dispatch`], from the tensor's device.
 //! The CPU kernels read and write flex tensors as plain buffers (`flex_buffer`), use a
@@ -22,6 +23,7 @@ mod flex_buffer;
 pub mod gelu;
 pub mod layer_norm;
 pub mod matmul;
+pub mod peak;
 pub mod simd;
 
 pub use attention::causal_attention;

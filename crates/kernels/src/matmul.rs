@@ -2,8 +2,8 @@
 //!
 //! On the CPU path flex would allocate each product's output zeroed, copy it into an aligned
 //! buffer and only then let gemm overwrite it: two passes over every output that buy nothing
-//! (`docs/perf.md`, change 9). Here gemm writes into a zeroed `Vec<f32>` that becomes the
-//! tensor without a copy. A Burn backend extension runs it on flex, with the backward pass (two
+//! (`docs/perf.md`, change 9). Here gemm writes straight into a fresh `Vec<f32>` that becomes
+//! the tensor without a copy. A Burn backend extension runs it on flex, with the backward pass (two
 //! more products, on transposed views) written for autodiff. The products use the same gemm
 //! kernels and the same threading rules as flex's own, so they round the same way.
 
@@ -17,6 +17,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use crate::dispatch::KernelPath;
 use crate::flex_buffer;
@@ -146,25 +147,36 @@ impl Product {
     }
 
     fn run(&self, lhs: &FlexTensor, rhs: &FlexTensor) -> FlexTensor {
+        let len = self.batch_dims.iter().product::<usize>() * self.m * self.n;
+        // Left uninitialised: gemm writes every element without reading it (read_dst = false;
+        // tested below), so zeroing the output first would be one more pass over it for nothing.
+        let mut out: Vec<f32> = Vec::with_capacity(len);
+        self.write(lhs, rhs, &mut out.spare_capacity_mut()[..len]);
+        // SAFETY: `write` wrote all `len` elements.
+        unsafe { out.set_len(len) };
+        let mut dims = self.batch_dims.clone();
+        dims.extend([self.m, self.n]);
+        flex_buffer::from_vec(out, dims)
+    }
+
+    /// Writes every product of the batch into `out`, one row-major `m × n` matrix after another.
+    fn write(&self, lhs: &FlexTensor, rhs: &FlexTensor, out: &mut [MaybeUninit<f32>]) {
         let (m, k, n) = (self.m, self.k, self.n);
         let batch: usize = self.batch_dims.iter().product();
         let matrix_len = m * n;
-        // Zeroed although gemm overwrites it: gemm's kernels still load the destination (scaled
-        // by 0), and a recycled buffer full of subnormal floats from earlier tensors makes those
-        // loads slow, more so the longer a run goes (`docs/perf.md`, change 9).
-        let mut out = vec![0.0f32; batch * matrix_len];
+        assert_eq!(out.len(), batch * matrix_len, "output of the wrong size");
         let lhs_matrices = Operand::new(lhs, &self.batch_dims);
         let rhs_matrices = Operand::new(rhs, &self.batch_dims);
 
-        let one = |b: usize, dst: *mut f32, parallelism: gemm::Parallelism| {
-            // SAFETY: `dst` holds one m × n matrix, written whole (read_dst = false);
-            // the operand pointers and strides come from the tensors' own layouts.
+        let one = |b: usize, dst: &mut [MaybeUninit<f32>], parallelism: gemm::Parallelism| {
+            // SAFETY: `dst` holds one m × n matrix, written whole and never read (read_dst =
+            // false); the operand pointers and strides come from the tensors' own layouts.
             unsafe {
                 gemm::gemm(
                     m,
                     n,
                     k,
-                    dst,
+                    dst.as_mut_ptr().cast::<f32>(),
                     1,
                     n as isize,
                     false,
@@ -188,7 +200,7 @@ impl Product {
         if batch >= 4 && macs * batch >= BATCH_PARALLEL_MACS && macs < PARALLEL_MACS {
             out.par_chunks_mut(matrix_len)
                 .enumerate()
-                .for_each(|(b, dst)| one(b, dst.as_mut_ptr(), gemm::Parallelism::None));
+                .for_each(|(b, dst)| one(b, dst, gemm::Parallelism::None));
         } else {
             let parallelism = if macs >= PARALLEL_MACS {
                 gemm::Parallelism::Rayon(0)
@@ -196,13 +208,9 @@ impl Product {
                 gemm::Parallelism::None
             };
             for (b, dst) in out.chunks_mut(matrix_len).enumerate() {
-                one(b, dst.as_mut_ptr(), parallelism);
+                one(b, dst, parallelism);
             }
         }
-
-        let mut dims = self.batch_dims.clone();
-        dims.extend([m, n]);
-        flex_buffer::from_vec(out, dims)
     }
 }
 
@@ -285,6 +293,81 @@ mod tests {
             values([64, 40, 24], 7, &device),
         );
         assert!(max_diff(matmul(p.clone(), v.clone()), p.matmul(v)) < 1e-5);
+    }
+
+    /// Every element of the output, checked against a product in f64: a destination that starts
+    /// as NaN shows any element gemm read before writing, or never wrote.
+    #[test]
+    fn gemm_writes_every_output_without_reading_it() {
+        use burn::backend::flex::FlexTensor;
+        use burn::tensor::TensorData;
+        // Tile edges, gemm's small-product and one-row paths, a deep sum, a parallel product
+        // and a batch of small ones, each with plain and transposed operands.
+        let shapes = [
+            (1, 1, 1, 1),
+            (1, 1, 128, 65),
+            (1, 7, 5, 3),
+            (1, 16, 16, 16),
+            (1, 3, 1024, 65),
+            (1, 300, 130, 70),
+            (1, 256, 256, 256),
+            (64, 40, 16, 40),
+        ];
+        for (batch, m, k, n) in shapes {
+            for (lhs_t, rhs_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                let values = |len: usize, seed: usize| -> Vec<f32> {
+                    (0..len)
+                        .map(|i| (((i * 37 + seed * 11) % 101) as f32 - 50.0) * 0.02)
+                        .collect()
+                };
+                let (a, b) = (values(batch * m * k, 1), values(batch * k * n, 2));
+                // A transposed operand is stored the other way round and viewed through strides.
+                let operand = |v: &[f32], rows: usize, cols: usize, t: bool| {
+                    let dims = if t {
+                        [batch, cols, rows]
+                    } else {
+                        [batch, rows, cols]
+                    };
+                    let tensor = FlexTensor::from_data(TensorData::new(v.to_vec(), dims));
+                    if t {
+                        Flex::float_swap_dims(tensor, 1, 2)
+                    } else {
+                        tensor
+                    }
+                };
+                let (lhs, rhs) = (operand(&a, m, k, lhs_t), operand(&b, k, n, rhs_t));
+                let at =
+                    |v: &[f32], rows: usize, cols: usize, t: bool, q: usize, i: usize, j: usize| {
+                        if t {
+                            v[q * rows * cols + j * rows + i]
+                        } else {
+                            v[q * rows * cols + i * cols + j]
+                        }
+                    };
+                let product = Product::of(&lhs, &rhs).expect("a plain product");
+                let mut out = vec![MaybeUninit::new(f32::NAN); batch * m * n];
+                product.write(&lhs, &rhs, &mut out);
+                for q in 0..batch {
+                    for i in 0..m {
+                        for j in 0..n {
+                            let expected: f64 = (0..k)
+                                .map(|p| {
+                                    at(&a, m, k, lhs_t, q, i, p) as f64
+                                        * at(&b, k, n, rhs_t, q, p, j) as f64
+                                })
+                                .sum();
+                            // SAFETY: initialised as NaN above, then (we check) overwritten.
+                            let got = unsafe { out[(q * m + i) * n + j].assume_init() } as f64;
+                            assert!(
+                                (got - expected).abs() <= 1e-4 * (1.0 + expected.abs()),
+                                "{batch}×{m}×{k}·{k}×{n} (lhs_t {lhs_t}, rhs_t {rhs_t}): \
+                                 ({q}, {i}, {j}) is {got}, not {expected}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
