@@ -151,7 +151,12 @@ impl Product {
         // Left uninitialised: gemm writes every element without reading it (read_dst = false;
         // tested below), so zeroing the output first would be one more pass over it for nothing.
         let mut out: Vec<f32> = Vec::with_capacity(len);
-        self.write(lhs, rhs, &mut out.spare_capacity_mut()[..len]);
+        self.write(
+            lhs,
+            rhs,
+            &mut out.spare_capacity_mut()[..len],
+            gemm::gemm::<f32>,
+        );
         // SAFETY: `write` wrote all `len` elements.
         unsafe { out.set_len(len) };
         let mut dims = self.batch_dims.clone();
@@ -159,8 +164,15 @@ impl Product {
         flex_buffer::from_vec(out, dims)
     }
 
-    /// Writes every product of the batch into `out`, one row-major `m × n` matrix after another.
-    fn write(&self, lhs: &FlexTensor, rhs: &FlexTensor, out: &mut [MaybeUninit<f32>]) {
+    /// Writes every product of the batch into `out`, one row-major `m × n` matrix after another,
+    /// with `gemm` (`gemm::gemm`, or in tests one of its kernel sets chosen by hand).
+    fn write(
+        &self,
+        lhs: &FlexTensor,
+        rhs: &FlexTensor,
+        out: &mut [MaybeUninit<f32>],
+        gemm: GemmFn,
+    ) {
         let (m, k, n) = (self.m, self.k, self.n);
         let batch: usize = self.batch_dims.iter().product();
         let matrix_len = m * n;
@@ -172,7 +184,7 @@ impl Product {
             // SAFETY: `dst` holds one m × n matrix, written whole and never read (read_dst =
             // false); the operand pointers and strides come from the tensors' own layouts.
             unsafe {
-                gemm::gemm(
+                gemm(
                     m,
                     n,
                     k,
@@ -213,6 +225,29 @@ impl Product {
         }
     }
 }
+
+/// `gemm::gemm`'s signature for f32.
+type GemmFn = unsafe fn(
+    usize,
+    usize,
+    usize,
+    *mut f32,
+    isize,
+    isize,
+    bool,
+    *const f32,
+    isize,
+    isize,
+    *const f32,
+    isize,
+    isize,
+    f32,
+    f32,
+    bool,
+    bool,
+    bool,
+    gemm::Parallelism,
+);
 
 /// Where each matrix of a (possibly strided) batch starts, and its row and column strides.
 struct Operand<'a> {
@@ -295,8 +330,87 @@ mod tests {
         assert!(max_diff(matmul(p.clone(), v.clone()), p.matmul(v)) < 1e-5);
     }
 
-    /// Every element of the output, checked against a product in f64: a destination that starts
-    /// as NaN shows any element gemm read before writing, or never wrote.
+    /// gemm's AVX2 + FMA kernels, through the same driver `gemm::gemm` gives them on a CPU
+    /// without AVX-512 (`__inject_mod!(fma, f32, 8, V3, false)` in gemm-common): the products'
+    /// AVX2 path, run even on a CPU with AVX-512, where gemm itself would pick its AVX-512 kernels.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_avx2(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut f32,
+        dst_cs: isize,
+        dst_rs: isize,
+        read_dst: bool,
+        lhs: *const f32,
+        lhs_cs: isize,
+        lhs_rs: isize,
+        rhs: *const f32,
+        rhs_cs: isize,
+        rhs_rs: isize,
+        alpha: f32,
+        beta: f32,
+        conj_dst: bool,
+        conj_lhs: bool,
+        conj_rhs: bool,
+        parallelism: gemm::Parallelism,
+    ) {
+        use gemm_common::simd::{MixedSimd, V3};
+        use gemm_f32::microkernel::fma::f32::{H_M, H_N, H_UKR, MR_DIV_N, NR, UKR};
+        const LANES: usize = 8;
+        let simd = <V3 as MixedSimd<f32, f32, f32, f32>>::try_new().expect("AVX2 + FMA");
+        gemm_common::gemm::gemm_basic_generic::<
+            _,
+            f32,
+            LANES,
+            { MR_DIV_N * LANES },
+            NR,
+            MR_DIV_N,
+            H_M,
+            H_N,
+        >(
+            simd,
+            m,
+            n,
+            k,
+            dst,
+            dst_cs,
+            dst_rs,
+            read_dst,
+            lhs,
+            lhs_cs,
+            lhs_rs,
+            rhs,
+            rhs_cs,
+            rhs_rs,
+            alpha,
+            beta,
+            conj_dst,
+            conj_lhs,
+            conj_rhs,
+            |a, b, c| a * b + c,
+            &UKR,
+            &H_UKR,
+            false,
+            parallelism,
+        )
+    }
+
+    /// gemm as the products run it, and its AVX2 kernels wherever the CPU has them (so that the
+    /// AVX2 path is tested on machines with AVX-512 too).
+    fn gemm_kernel_sets() -> Vec<(&'static str, GemmFn)> {
+        let mut sets: Vec<(&'static str, GemmFn)> = vec![("gemm's own pick", gemm::gemm::<f32>)];
+        #[cfg(target_arch = "x86_64")]
+        if crate::SimdLevel::supported() >= crate::SimdLevel::Avx2 {
+            sets.push(("gemm's AVX2 kernels", gemm_avx2));
+        }
+        sets
+    }
+
+    /// Every element of the output, checked against a product in f64, with each of
+    /// [`gemm_kernel_sets`]: a destination that starts as NaN shows any element gemm read
+    /// before writing, or never wrote.
     #[test]
     fn gemm_writes_every_output_without_reading_it() {
         use burn::backend::flex::FlexTensor;
@@ -345,24 +459,26 @@ mod tests {
                         }
                     };
                 let product = Product::of(&lhs, &rhs).expect("a plain product");
-                let mut out = vec![MaybeUninit::new(f32::NAN); batch * m * n];
-                product.write(&lhs, &rhs, &mut out);
-                for q in 0..batch {
-                    for i in 0..m {
-                        for j in 0..n {
-                            let expected: f64 = (0..k)
-                                .map(|p| {
-                                    at(&a, m, k, lhs_t, q, i, p) as f64
-                                        * at(&b, k, n, rhs_t, q, p, j) as f64
-                                })
-                                .sum();
-                            // SAFETY: initialised as NaN above, then (we check) overwritten.
-                            let got = unsafe { out[(q * m + i) * n + j].assume_init() } as f64;
-                            assert!(
-                                (got - expected).abs() <= 1e-4 * (1.0 + expected.abs()),
-                                "{batch}×{m}×{k}·{k}×{n} (lhs_t {lhs_t}, rhs_t {rhs_t}): \
-                                 ({q}, {i}, {j}) is {got}, not {expected}"
-                            );
+                for (kernels, gemm) in gemm_kernel_sets() {
+                    let mut out = vec![MaybeUninit::new(f32::NAN); batch * m * n];
+                    product.write(&lhs, &rhs, &mut out, gemm);
+                    for q in 0..batch {
+                        for i in 0..m {
+                            for j in 0..n {
+                                let expected: f64 = (0..k)
+                                    .map(|p| {
+                                        at(&a, m, k, lhs_t, q, i, p) as f64
+                                            * at(&b, k, n, rhs_t, q, p, j) as f64
+                                    })
+                                    .sum();
+                                // SAFETY: initialised as NaN above, then (we check) overwritten.
+                                let got = unsafe { out[(q * m + i) * n + j].assume_init() } as f64;
+                                assert!(
+                                    (got - expected).abs() <= 1e-4 * (1.0 + expected.abs()),
+                                    "{kernels}, {batch}×{m}×{k}·{k}×{n} (lhs_t {lhs_t}, \
+                                 rhs_t {rhs_t}): ({q}, {i}, {j}) is {got}, not {expected}"
+                                );
+                            }
                         }
                     }
                 }
