@@ -3,7 +3,7 @@
 //! Writes are atomic: burn-store builds the file beside the target and renames it.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -21,7 +21,53 @@ pub fn save(model: &Gpt, config: &GptConfig, path: &Path) -> Result<()> {
         .metadata(CONFIG_KEY, config_json);
     model
         .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("writing checkpoint {}: {e:?}", path.display()))
+        .map_err(|e| anyhow::anyhow!("writing checkpoint {}: {e:?}", path.display()))?;
+    sort_header(path).with_context(|| format!("writing checkpoint {}", path.display()))
+}
+
+/// Rewrites the file's JSON header with its keys, and its metadata's, in sorted order.
+/// burn-store hands the metadata to safetensors in a `HashMap`, whose order changes from one
+/// map to the next: without this, two checkpoints of the same weights differ in their bytes,
+/// and so in their hashes. The header keeps its length, so the data offsets stand; the new
+/// file replaces the old one by a rename.
+fn sort_header(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path)?;
+    let corrupt = || anyhow::anyhow!("burn-store wrote no safetensors header");
+    let len = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or_else(corrupt)?;
+    let header = bytes.get(8..8 + len).ok_or_else(corrupt)?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header)?;
+    let mut text = serde_json::to_string(&sorted(header))?;
+    if text.len() > len {
+        bail!("the sorted safetensors header is longer than the original");
+    }
+    text.push_str(&" ".repeat(len - text.len()));
+
+    let staging = path.with_extension("safetensors.sorting");
+    let mut file = File::create(&staging)?;
+    file.write_all(&bytes[..8])?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(&bytes[8 + len..])?;
+    file.sync_all()?;
+    std::fs::rename(&staging, path)?;
+    Ok(())
+}
+
+/// The object with its entries in key order, and so every object inside it (the metadata).
+fn sorted(
+    object: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut entries: Vec<_> = object.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::Object(inner) => (key, serde_json::Value::Object(sorted(inner))),
+            other => (key, other),
+        })
+        .collect()
 }
 
 /// Reads the model shape from a checkpoint's header without loading the weights.
@@ -98,4 +144,48 @@ pub fn load_state(config: &GptConfig, path: &Path, device: &Device) -> Result<Gp
         );
     }
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_weights_give_the_same_file_and_it_loads() {
+        let device = Device::flex();
+        let config = GptConfig {
+            vocab_size: 11,
+            block_size: 8,
+            d_model: 16,
+            n_layers: 1,
+            n_heads: 2,
+        };
+        let model = Gpt::new(&config, &device);
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<Vec<u8>> = (0..6)
+            .map(|i| {
+                let path = dir.path().join(format!("model{i}.safetensors"));
+                save(&model, &config, &path).unwrap();
+                std::fs::read(&path).unwrap()
+            })
+            .collect();
+        // The metadata's order varied from save to save before the header was sorted.
+        assert!(
+            files.iter().all(|f| f == &files[0]),
+            "checkpoints of one model differ"
+        );
+        let path = dir.path().join("model0.safetensors");
+        let (loaded, loaded_config) = load(&path, &device).unwrap();
+        assert_eq!(read_config(&path).unwrap().d_model, 16);
+        assert_eq!(loaded_config.n_heads, 2);
+        let tokens = burn::tensor::Tensor::<2, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(vec![1i64, 2, 3], [1, 3]),
+            &device,
+        );
+        let diff = (model.forward(tokens.clone()) - loaded.forward(tokens))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert_eq!(diff, 0.0);
+    }
 }

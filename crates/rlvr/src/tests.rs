@@ -42,13 +42,24 @@ fn logp(model: &Gpt, r: &Rollout, device: &Device) -> f32 {
     logprob::gather_logprobs(model.forward(tokens.clone()), tokens, mask).into_scalar::<f32>()
 }
 
+/// A model initialised from `seed`. The flex device draws from one random generator for the
+/// whole process, so tests running in parallel must not seed it and draw from it at once
+/// (a race here once made two runs of one test start from different weights).
+fn seeded_model(shape: &GptConfig, seed: u64, device: &Device) -> Gpt {
+    static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = DEVICE_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    Gpt::new(shape, device)
+}
+
 #[test]
 fn kl_starts_at_zero_and_a_step_favours_the_rewarded_rollout() {
     let dir = tempfile::tempdir().unwrap();
     let plain = Device::flex();
-    plain.seed(11);
     let path = dir.path().join("parent.safetensors");
-    checkpoint::save(&Gpt::new(&shape(), &plain), &shape(), &path).unwrap();
+    checkpoint::save(&seeded_model(&shape(), 11, &plain), &shape(), &path).unwrap();
     let device = plain.clone().autodiff();
     let policy = checkpoint::load(&path, &device).unwrap().0;
     let reference = checkpoint::load(&path, &plain).unwrap().0;
@@ -108,9 +119,8 @@ fn grpo_steps(
         ..shape()
     };
     let plain = Device::flex();
-    plain.seed(5);
     let path = dir.path().join("parent.safetensors");
-    checkpoint::save(&Gpt::new(&shape, &plain), &shape, &path).unwrap();
+    checkpoint::save(&seeded_model(&shape, 5, &plain), &shape, &path).unwrap();
     let device = plain.clone().autodiff();
     let policy = checkpoint::load(&path, &device).unwrap().0;
     let reference = checkpoint::load(&path, &plain).unwrap().0;
