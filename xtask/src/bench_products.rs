@@ -113,18 +113,21 @@ pub fn run(device: &Device, config: &GptConfig, batch: usize, steps: usize) -> R
     );
 
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let (mut forward_s, mut backward_s, mut total_macs) = (0.0, 0.0, 0usize);
+    let (mut forward_s, mut backward_s) = (0.0, 0.0);
+    let (mut forward_macs, mut total_macs) = (0usize, 0usize);
     for product in &products {
         let (lhs, rhs) = product.operands(device);
         let seconds = one_thread.install(|| time_product(lhs, rhs, steps));
         let gflops = 2.0 * product.macs() as f64 / seconds / 1e9;
         let per_step = seconds * product.count as f64;
+        let macs = product.macs() * product.count;
         if product.backward {
             backward_s += per_step;
         } else {
             forward_s += per_step;
+            forward_macs += macs;
         }
-        total_macs += product.macs() * product.count;
+        total_macs += macs;
         println!(
             "{:<24} {:>5} {:>10.1} {:>9.1} {:>8.0}% {:>12.2}",
             product.name,
@@ -156,23 +159,16 @@ pub fn run(device: &Device, config: &GptConfig, batch: usize, steps: usize) -> R
         1e3 * timing.forward_s,
         100.0 * forward_s / timing.forward_s
     );
+    // Each shard does one shard's products on its own core, so the pair's share of its peak
+    // is one shard's arithmetic against one core's.
+    let share_of_peak =
+        |macs: usize, seconds: f64| 100.0 * 2.0 * macs as f64 / seconds / 1e9 / peak;
     println!(
         "the whole step runs at {:.0}% of {shards} cores' peak; forward at {:.0}%",
-        100.0 * 2.0 * (total_macs * shards) as f64 / timing.train_s / 1e9 / (peak * shards as f64),
-        100.0 * 2.0 * (forward_macs(&products) * shards) as f64
-            / timing.forward_s
-            / 1e9
-            / (peak * shards as f64)
+        share_of_peak(total_macs, timing.train_s),
+        share_of_peak(forward_macs, timing.forward_s)
     );
     Ok(())
-}
-
-fn forward_macs(products: &[Product]) -> usize {
-    products
-        .iter()
-        .filter(|p| !p.backward)
-        .map(|p| p.macs() * p.count)
-        .sum()
 }
 
 /// Median seconds of one product over `reps` runs, after a few to warm caches and allocator.
