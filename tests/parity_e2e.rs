@@ -2,8 +2,9 @@
 //! (bench/parity.py) reads our checkpoint and reproduces our logits to 1e-4, and Python's
 //! `tokenizers` reading our tokenizer.json gives the same ids. The same holds for the
 //! `transformers` folder that `xtask export` writes, read by GPT-2's names and config, with the
-//! greedy completion equal too. Needs python3 with numpy, safetensors and tokenizers
-//! (`.ci/run` installs them); the check by `transformers` itself needs torch and transformers.
+//! greedy completion equal too. Needs Python 3 with numpy, safetensors and tokenizers: `python3`
+//! when it has them, else a venv the tests make under target/ (`common::parity_python`); the
+//! check by `transformers` itself needs torch and transformers.
 
 mod common;
 
@@ -61,10 +62,15 @@ fn python(interpreter: &Path, script: &str, args: &[&std::ffi::OsStr]) -> (bool,
 
 #[test]
 fn numpy_forward_and_python_tokenizers_match_ours() {
+    let Some(numpy_python) =
+        parity_python_or_skip("numpy_forward_and_python_tokenizers_match_ours")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (stage, logits) = pretrained_with_logits(dir.path(), "ROMEO:\nWhat? 3+4+5={3+4=7}7#");
     let (ok, text) = python(
-        Path::new("python3"),
+        &numpy_python,
         "parity.py",
         &[
             "--from".as_ref(),
@@ -79,6 +85,11 @@ fn numpy_forward_and_python_tokenizers_match_ours() {
 
 #[test]
 fn the_transformers_export_read_by_gpt2_names_matches_ours() {
+    let Some(numpy_python) =
+        parity_python_or_skip("the_transformers_export_read_by_gpt2_names_matches_ours")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (stage, logits) = pretrained_with_logits(dir.path(), "3+4+5=");
     let hf = dir.path().join("hf");
@@ -89,7 +100,7 @@ fn the_transformers_export_read_by_gpt2_names_matches_ours() {
     assert_eq!(config["activation_function"], "gelu");
     assert_eq!(config["n_positions"], 32);
     let (ok, text) = python(
-        Path::new("python3"),
+        &numpy_python,
         "parity.py",
         &[
             "--hf".as_ref(),
@@ -116,7 +127,7 @@ fn the_transformers_export_read_by_gpt2_names_matches_ours() {
     config["layer_norm_epsilon"] = serde_json::json!(1e-1);
     std::fs::write(broken.join("config.json"), config.to_string()).unwrap();
     let (ok, text) = python(
-        Path::new("python3"),
+        &numpy_python,
         "parity.py",
         &[
             "--hf".as_ref(),

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
+use chain::skills::SkillSuite;
 use cot_sft::CotSftConfig;
 use data::TokenizerConfig;
 use dpo::DpoConfig;
@@ -96,6 +97,15 @@ impl PipelineConfig {
             .validate()
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         Ok(config)
+    }
+
+    /// The problems every checkpoint's skills are measured on: the held-out digit-sum suite
+    /// and SFT's word list.
+    pub fn skill_suite(&self) -> SkillSuite<'_> {
+        SkillSuite {
+            suite: &self.eval,
+            words: &self.sft.words,
+        }
     }
 
     /// `--set` items that offset every `seed` key by `offset` (model init, data order,

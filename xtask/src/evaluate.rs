@@ -1,14 +1,13 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use chain::FinishedStage;
 use clap::Args;
 use data::tasks::digit_sum::Mode;
 use data::tasks::reverse;
 use eval::{evaluate_digit_sum, evaluate_reverse, format_row, write_eval};
-use model::{checkpoint, DeviceChoice};
+use model::DeviceChoice;
 use trainer::files;
-
-use crate::run::load_stage_tokenizer;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -45,15 +44,15 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         );
     }
     let device = args.device.device().map_err(anyhow::Error::msg)?;
-    let tokenizer = load_stage_tokenizer(&args.from)?;
-    let (model, _) = checkpoint::load(&args.from.join(files::CHECKPOINT), &device)?;
+    let stage = FinishedStage::open(&args.from)?;
+    let (model, tokenizer) = (stage.model(&device)?, &stage.tokenizer);
     let held_out = reverse::held_out_words(&reverse::read_words(&args.words)?);
     let mut rows = vec![evaluate_reverse(
-        &model, &tokenizer, &held_out, "greedy", &device,
+        &model, tokenizer, &held_out, "greedy", &device,
     )?];
     for mode in [Mode::Cot, Mode::Direct] {
         rows.extend(evaluate_digit_sum(
-            &model, &tokenizer, mode, &args.ks, args.per_k, args.seed, &device,
+            &model, tokenizer, mode, &args.ks, args.per_k, args.seed, &device,
         )?);
     }
     for row in &rows {

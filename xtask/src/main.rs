@@ -1,24 +1,10 @@
 //! `cargo xtask …`: the only place that knows the order of the stages.
 
-mod bench;
-mod bench_dpo;
-mod bench_products;
-mod bench_pytorch;
-mod bench_rollout;
-mod chat;
 mod config;
 mod evaluate;
-mod export;
-mod inference;
 mod lock;
-mod logits;
-mod report;
 mod run;
-mod sample;
-mod serve;
 mod sim;
-mod skills;
-mod stage;
 mod sweep;
 
 use std::path::PathBuf;
@@ -29,9 +15,10 @@ use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use model::DeviceChoice;
 
+use chain::Stage;
 use config::{PipelineConfig, QUICK};
+use lock::RunLock;
 use run::Run;
-use stage::Stage;
 
 /// Tensor buffers are freed and reallocated every step; mimalloc keeps them mapped where
 /// glibc malloc returns them to the kernel and page-faults them back in (docs/perf.md).
@@ -94,25 +81,43 @@ enum Command {
     /// Write a stage's checkpoint as a Hugging Face `transformers` model folder (GPT-2 layout:
     /// config.json, model.safetensors, tokenizer.json, tokenizer_config.json,
     /// generation_config.json).
-    Export(export::ExportArgs),
+    Export(ExportArgs),
     /// Write a checkpoint's logits for one prompt as JSON (for bench/parity.py).
-    Logits(logits::LogitsArgs),
+    Logits(playground::logits::LogitsArgs),
     /// Continue a prompt with a trained checkpoint.
-    Sample(sample::SampleArgs),
+    Sample(playground::sample::SampleArgs),
     /// A local web playground: every stage of a run answers one prompt side by side (with the
     /// verifier's verdict and per-token log-probs), over a JSON API under /api.
-    Serve(serve::ServeArgs),
+    Serve(playground::serve::ServeArgs),
     /// A terminal REPL over one checkpoint: the continuation streams token by token.
-    Chat(chat::ChatArgs),
+    Chat(playground::chat::ChatArgs),
     /// Training and forward-only tokens/s of the lesson model on the chosen device.
     Bench(bench::BenchArgs),
     /// Write runs/NAME/report.md and report.html (tables and plots) from a run's files. A
     /// malformed file (manifest, metrics line, eval.json) is an error naming it, and then
     /// nothing is written.
-    Report(report::ReportArgs),
+    Report(ReportArgs),
     /// The lessons' simulators in the terminal.
     #[command(subcommand)]
     Sim(sim::Sim),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A stage folder, e.g. runs/default/rlvr.
+    #[arg(long)]
+    from: PathBuf,
+    /// The model folder to write (created; its five files are replaced).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    #[arg(long, default_value = "default")]
+    run: String,
+    #[arg(long, default_value = "runs")]
+    runs_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -214,18 +219,22 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Stage { name, from, args } => {
             let run = args.open(0)?;
             run_stage(&run, name, from)?;
-            skills::ensure(&run, name)
+            run.ensure_skills(name)
         }
         Command::Sweep(args) => sweep::run(&args),
         Command::Eval(args) => evaluate::run(&args),
-        Command::Export(args) => export::run(&args),
-        Command::Sample(args) => sample::run(&args),
-        Command::Serve(args) => serve::run(&args),
-        Command::Chat(args) => chat::run(&args),
-        Command::Logits(args) => logits::run(&args),
+        Command::Export(args) => export(&args),
+        Command::Sample(args) => playground::sample::run(&args),
+        Command::Serve(args) => {
+            // The page's example problems: the run's held-out suite and word list.
+            let config = PipelineConfig::load(&args.config, None, &[])?;
+            playground::serve::run(&args, &config.skill_suite())
+        }
+        Command::Chat(args) => playground::chat::run(&args),
+        Command::Logits(args) => playground::logits::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Sim(sim) => sim::run(&sim),
-        Command::Report(args) => report::run(&args),
+        Command::Report(args) => write_report(&args),
     }
 }
 
@@ -248,9 +257,9 @@ pub fn pipeline(run: &Run, restart_from: Option<Stage>) -> Result<()> {
             }
             run_stage(run, stage, None)?;
         }
-        skills::ensure(run, stage)?;
+        run.ensure_skills(stage)?;
     }
-    let report = report::write(&run.dir)?;
+    let report = report::write_run(&run.dir)?;
     eprintln!("report: {}", report.display());
     Ok(())
 }
@@ -273,5 +282,31 @@ fn run_stage(run: &Run, stage: Stage, from: Option<PathBuf>) -> Result<()> {
         manifest.wall_time_s,
         ctx.out_dir.display()
     );
+    Ok(())
+}
+
+fn export(args: &ExportArgs) -> Result<()> {
+    let written = chain::export::export(&args.from, &args.out)?;
+    eprintln!(
+        "exported {} → {} ({})",
+        args.from.display(),
+        args.out.display(),
+        written.join(", ")
+    );
+    Ok(())
+}
+
+/// `xtask report`: writes into the run folder, so it takes the run's lock like the commands
+/// that train (a pipeline writes the same report files when it ends).
+fn write_report(args: &ReportArgs) -> Result<()> {
+    let run_dir = args.runs_dir.join(&args.run);
+    anyhow::ensure!(
+        run_dir.is_dir(),
+        "no run folder {} (run `cargo xtask pipeline` first)",
+        run_dir.display()
+    );
+    let _lock = RunLock::acquire(&run_dir)?;
+    let path = report::write_run(&run_dir)?;
+    eprintln!("report: {}", path.display());
     Ok(())
 }

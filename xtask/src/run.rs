@@ -13,12 +13,12 @@ use model::DeviceChoice;
 use trainer::outputs::config_hash;
 use trainer::{files, Manifest, StageContext};
 
+use chain::layout::{RUN_INFO, SWEEP_INFO};
+use chain::Stage;
+
 use crate::config::PipelineConfig;
 use crate::lock::RunLock;
-use crate::stage::Stage;
 
-/// `run.json` in a run folder: which preset and config made the run.
-pub const RUN_INFO: &str = "run.json";
 /// The tokenizer settings the run's `tokenizer.json` was trained with.
 const TOKENIZER_SETTINGS: &str = "tokenizer.config.json";
 
@@ -56,7 +56,7 @@ impl Run {
     /// Writes `run.json` (which preset and config made this run), refusing to mix presets in
     /// one run folder: the report must be able to say which one produced it.
     pub fn record_preset(&self, preset: &str, config: &Path, overrides: &[String]) -> Result<()> {
-        if self.dir.join(crate::sweep::SWEEP_INFO).exists() {
+        if self.dir.join(SWEEP_INFO).exists() {
             bail!(
                 "{} is a sweep's folder (sweep.json): run into one of its seed-S folders or \
                  use another --run name",
@@ -186,6 +186,14 @@ impl Run {
             && self.stage_dir(stage).join(files::CHECKPOINT).is_file())
     }
 
+    /// Measures a finished stage's checkpoint on every skill of the chain (`skills.json`),
+    /// unless it already was.
+    pub fn ensure_skills(&self, stage: Stage) -> Result<()> {
+        let device = self.device.device().map_err(anyhow::Error::msg)?;
+        let suite = self.config.skill_suite();
+        chain::skills::ensure(stage, &self.stage_dir(stage), &suite, &device)
+    }
+
     /// The stage's manifest, `None` when it has not finished here.
     fn manifest(&self, stage: Stage) -> Result<Option<Manifest>> {
         let path = self.stage_dir(stage).join(files::MANIFEST);
@@ -208,8 +216,4 @@ fn interrupt_after() -> Result<Option<usize>> {
             .map_err(|_| anyhow::anyhow!("{INTERRUPT_AFTER_VAR}={value}: expected a step number")),
         Err(_) => Ok(None),
     }
-}
-
-pub fn load_stage_tokenizer(stage_dir: &Path) -> Result<TextTokenizer> {
-    TextTokenizer::load(&stage_dir.join(files::TOKENIZER))
 }

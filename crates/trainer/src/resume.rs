@@ -34,6 +34,22 @@ struct Snapshot {
     body_state: serde_json::Value,
 }
 
+impl Snapshot {
+    /// `state.json`'s text. Every f64 is written as the shortest text that reads back to the
+    /// same bits, and read back by serde_json's exact parser (its `float_roundtrip` feature,
+    /// enabled in the workspace): a resumed run must continue from the very numbers the
+    /// interrupted one had (an EMA one ulp off made a resumed RLVR stage differ). JSON has no
+    /// NaN or infinity (serde_json writes them as `null`): a body keeps such a value as an
+    /// `Option` or as its bits.
+    fn encode(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+
+    fn decode(text: &str) -> Result<Self> {
+        Ok(serde_json::from_str(text)?)
+    }
+}
+
 pub struct Resume {
     dir: PathBuf,
     config_hash: String,
@@ -95,7 +111,7 @@ impl Resume {
     ) -> Result<Start> {
         if let Some(dir) = self.existing() {
             let text = std::fs::read_to_string(dir.join(STATE))?;
-            let snapshot: Snapshot = serde_json::from_str(&text).with_context(|| {
+            let snapshot = Snapshot::decode(&text).with_context(|| {
                 format!("{} is not a valid snapshot", dir.join(STATE).display())
             })?;
             if snapshot.config_hash == self.config_hash {
@@ -151,7 +167,7 @@ impl Resume {
             metrics_rows: metrics.rows(),
             body_state,
         };
-        std::fs::write(tmp.join(STATE), serde_json::to_string_pretty(&snapshot)?)?;
+        std::fs::write(tmp.join(STATE), snapshot.encode()?)?;
         let _ = std::fs::remove_dir_all(&old);
         if self.dir.exists() {
             std::fs::rename(&self.dir, &old)?;
@@ -194,6 +210,49 @@ pub fn discard_snapshots(stage_dir: &Path) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Awkward f64s survive a snapshot bit for bit, whatever values a CPU happens to draw:
+    /// among them the RLVR reward EMA that once came back one ulp off (`0.1 × 0.09375`).
+    #[test]
+    fn body_state_floats_round_trip_bit_for_bit() {
+        let values = [
+            0.1 * 0.09375,
+            0.9 * (0.1 * 0.09375) + 0.1 * 0.0,
+            0.1 * 3.0,
+            0.009375 * 0.9,
+            1.0 / 3.0,
+            f64::MIN_POSITIVE,
+            f64::MIN_POSITIVE / 3.0,
+            5e-324,
+            f64::MAX,
+            -0.0,
+            -2.2250738585072014e-308,
+            std::f64::consts::PI * 1e300,
+        ];
+        assert_eq!(0.1f64 * 0.09375, 0.009375000000000001);
+        let snapshot = Snapshot {
+            step: 3,
+            config_hash: "h".into(),
+            metrics_rows: 1,
+            body_state: serde_json::json!({ "values": values, "reward_ema": values[0] }),
+        };
+        let back = Snapshot::decode(&snapshot.encode().unwrap()).unwrap();
+        let read: Vec<f64> = back.body_state["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        for (written, read) in values.iter().zip(&read) {
+            assert_eq!(
+                written.to_bits(),
+                read.to_bits(),
+                "{written:e} came back as {read:e}"
+            );
+        }
+        let ema = back.body_state["reward_ema"].as_f64().unwrap();
+        assert_eq!(ema.to_bits(), 0x3f83333333333334, "{ema:e}");
+    }
 
     #[test]
     fn discarding_removes_every_snapshot_folder_and_nothing_else() {

@@ -4,7 +4,7 @@ use anyhow::Result;
 use trainer::files;
 
 use super::{accuracy_curves, first_last, series, Report, StageFiles};
-use crate::stage::keys;
+use chain::keys;
 
 pub(super) fn section(report: &mut Report, stage: &StageFiles) -> Result<()> {
     report.heading("RLVR: reward, dead groups, KL");

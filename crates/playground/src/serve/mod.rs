@@ -16,9 +16,9 @@ use data::tasks::{digit_sum, reverse};
 use model::DeviceChoice;
 use trainer::files;
 
-use crate::config::PipelineConfig;
 use crate::inference::LoadedStage;
-use crate::stage::Stage;
+use chain::skills::SkillSuite;
+use chain::Stage;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -29,7 +29,7 @@ pub struct ServeArgs {
     runs_dir: PathBuf,
     /// The settings the run was made with: its held-out problems come from them.
     #[arg(long, default_value = "pipeline.toml")]
-    config: PathBuf,
+    pub config: PathBuf,
     /// Address to listen on; only this machine can reach the default.
     #[arg(long, default_value = "127.0.0.1")]
     host: std::net::IpAddr,
@@ -52,13 +52,12 @@ pub struct Playground {
 }
 
 impl Playground {
-    pub fn load(args: &ServeArgs) -> Result<Self> {
+    pub fn load(args: &ServeArgs, held_out: &SkillSuite) -> Result<Self> {
         let device = args.device.device().map_err(anyhow::Error::msg)?;
         let run_dir = args.runs_dir.join(&args.run);
         if !run_dir.is_dir() {
             bail!("run folder {} does not exist", run_dir.display());
         }
-        let config = PipelineConfig::load(&args.config, None, &[])?;
         let mut stages = Vec::new();
         let mut missing = Vec::new();
         for stage in Stage::ALL {
@@ -88,7 +87,7 @@ impl Playground {
                 run_dir.display()
             );
         }
-        let problems = held_out_problems(&config)?;
+        let problems = held_out_problems(held_out)?;
         Ok(Self {
             run_dir,
             stages,
@@ -101,16 +100,16 @@ impl Playground {
 
 /// A few held-out problems of each task for the page's picker: sums at every evaluated K and
 /// one K beyond (never demonstrated), and reversal words the SFT stage never trained on.
-fn held_out_problems(config: &PipelineConfig) -> Result<serde_json::Value> {
-    let mut ks = config.eval.ks.clone();
+fn held_out_problems(held_out: &SkillSuite) -> Result<serde_json::Value> {
+    let mut ks = held_out.suite.ks.clone();
     ks.push(ks.iter().max().map_or(7, |k| (k + 1).min(9)));
     ks.dedup();
     let sums: Vec<serde_json::Value> = ks
         .iter()
-        .flat_map(|&k| digit_sum::held_out_problems(k, 6, config.eval.seed))
+        .flat_map(|&k| digit_sum::held_out_problems(k, 6, held_out.suite.seed))
         .map(|p| serde_json::json!({ "task": "digit_sum", "k": p.k(), "prompt": p.prompt() }))
         .collect();
-    let words = reverse::read_words(&config.sft.words)?;
+    let words = reverse::read_words(held_out.words)?;
     let words: Vec<serde_json::Value> = reverse::held_out_words(&words)
         .iter()
         .take(8)
@@ -119,8 +118,10 @@ fn held_out_problems(config: &PipelineConfig) -> Result<serde_json::Value> {
     Ok(serde_json::Value::Array([sums, words].concat()))
 }
 
-pub fn run(args: &ServeArgs) -> Result<()> {
-    let playground = Arc::new(Playground::load(args)?);
+/// Serves until killed. `held_out` is where the page's example problems come from: the
+/// settings the run was made with (`--config`), which the caller reads.
+pub fn run(args: &ServeArgs, held_out: &SkillSuite) -> Result<()> {
+    let playground = Arc::new(Playground::load(args, held_out)?);
     let names: Vec<&str> = playground.stages.iter().map(|(s, _)| s.name()).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

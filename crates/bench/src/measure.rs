@@ -1,58 +1,15 @@
-//! Throughput of the lesson model: a benchmark, not a test. Prints tokens/s for a training
-//! step (forward, backward, clip, AdamW) and for a forward pass alone.
+//! The timing every benchmark shares: a training step and a forward pass of one model on a
+//! random batch, and what the machine ran them on.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use clap::Args;
-use model::{DeviceChoice, Gpt, GptConfig};
+use model::{Gpt, GptConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trainer::{LrSchedule, OptimConfig, OptimizerStep};
-
-#[derive(Args)]
-pub struct BenchArgs {
-    #[arg(long, default_value = "flex")]
-    device: DeviceChoice,
-    /// Timed steps (after warmup).
-    #[arg(long, default_value_t = 20)]
-    steps: usize,
-    #[arg(long, default_value_t = 3)]
-    warmup: usize,
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    #[arg(long, default_value_t = 64)]
-    seq_len: usize,
-    #[arg(long, default_value_t = 128)]
-    d_model: usize,
-    #[arg(long, default_value_t = 4)]
-    n_layers: usize,
-    #[arg(long, default_value_t = 4)]
-    n_heads: usize,
-    /// The lessons' character vocabulary size.
-    #[arg(long, default_value_t = 65)]
-    vocab: usize,
-    /// Benchmark a DPO step instead: four passes vs concatenated vs cached reference.
-    #[arg(long)]
-    dpo: bool,
-    /// Benchmark RLVR rollouts instead: tokens/s with and without the KV cache.
-    #[arg(long)]
-    rollout: bool,
-    /// Time every matrix product of one shard's training step on one thread, against the
-    /// core's measured FMA peak and the measured step: where the step's time goes.
-    #[arg(long)]
-    products: bool,
-    /// Side by side with PyTorch (bench/pytorch_reference.py, every variant) on the lesson
-    /// config and a larger one; creates target/pytorch-venv with torch on first use.
-    #[arg(long)]
-    vs_pytorch: bool,
-    /// The Python that runs the PyTorch side (one that already has torch, e.g. on a GPU
-    /// machine); without it, target/pytorch-venv is created and used.
-    #[arg(long)]
-    torch_python: Option<std::path::PathBuf>,
-}
 
 /// Which vector units our CPU path runs: the fused kernels' and gemm's (they differ when
 /// `GPT_MINI_SIMD` caps ours but the build still has gemm's AVX-512 kernels).
@@ -64,70 +21,6 @@ pub fn simd_paths() -> String {
         kernels::SIMD_VAR,
         kernels::gemm_level().name()
     )
-}
-
-pub fn run(args: &BenchArgs) -> Result<()> {
-    let device = args.device.device().map_err(anyhow::Error::msg)?;
-    let config = GptConfig {
-        vocab_size: args.vocab,
-        block_size: args.seq_len,
-        d_model: args.d_model,
-        n_layers: args.n_layers,
-        n_heads: args.n_heads,
-    };
-    if args.dpo {
-        return crate::bench_dpo::run(&device, &config, args.batch, args.warmup, args.steps);
-    }
-    if args.rollout {
-        return crate::bench_rollout::run(&device, &config, args.batch, args.steps.min(5));
-    }
-    if args.products {
-        return crate::bench_products::run(&device, &config, args.batch, args.steps);
-    }
-    if args.vs_pytorch {
-        return crate::bench_pytorch::run(
-            &device,
-            args.device,
-            args.torch_python.as_deref(),
-            args.steps,
-            args.warmup,
-        );
-    }
-    let timing = measure(&device, &config, args.batch, args.warmup, args.steps)?;
-    let tokens = (args.batch * args.seq_len) as f64;
-    println!(
-        "device {} | d {} L {} h {} V {} | B {} T {} | {} params | rayon threads {}",
-        args.device,
-        args.d_model,
-        args.n_layers,
-        args.n_heads,
-        args.vocab,
-        args.batch,
-        args.seq_len,
-        config.num_params(),
-        rayon_threads()
-    );
-    if args.device == DeviceChoice::Flex {
-        println!("SIMD: {}", simd_paths());
-    }
-    println!(
-        "first training step {:.2} s (on a GPU: kernel compilation and autotune)",
-        timing.first_step_s
-    );
-    println!("{:<14} {:>10} {:>12}", "", "ms/step", "tokens/s");
-    println!(
-        "{:<14} {:>10.1} {:>12.0}",
-        "train step",
-        1e3 * timing.train_s,
-        tokens / timing.train_s
-    );
-    println!(
-        "{:<14} {:>10.1} {:>12.0}",
-        "forward only",
-        1e3 * timing.forward_s,
-        tokens / timing.forward_s
-    );
-    Ok(())
 }
 
 /// Seconds per training step (forward, backward, global clip, AdamW) and per forward pass,

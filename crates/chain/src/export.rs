@@ -1,65 +1,31 @@
-//! `cargo xtask export`: a stage's checkpoint as a Hugging Face `transformers` model folder in
+//! A stage's checkpoint as a Hugging Face `transformers` model folder in
 //! the GPT-2 layout (`GPT2LMHeadModel`), which the lesson-01 GPT maps onto without
 //! approximation: the same pre-norm blocks, exact-erf GELU, LayerNorm ε 1e-5, a head tied to
 //! the token embedding, and weights stored `[in, out]` like transformers' `Conv1D`. The only
 //! additions are the two attention biases our model does not have, written as zeros.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use data::tokenizer::{TextTokenizer, END, PAD, UNK};
-use model::{checkpoint, GptConfig};
+use model::GptConfig;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde_json::json;
-use trainer::files;
 
-use crate::run::load_stage_tokenizer;
-
-#[derive(Args)]
-pub struct ExportArgs {
-    /// A stage folder, e.g. runs/default/rlvr.
-    #[arg(long)]
-    from: PathBuf,
-    /// The model folder to write (created; its five files are replaced).
-    #[arg(long)]
-    out: PathBuf,
-}
-
-pub fn run(args: &ExportArgs) -> Result<()> {
-    let written = export(&args.from, &args.out)?;
-    eprintln!(
-        "exported {} → {} ({})",
-        args.from.display(),
-        args.out.display(),
-        written.join(", ")
-    );
-    Ok(())
-}
+use crate::FinishedStage;
 
 /// Writes the folder and returns the names of the files written.
 pub fn export(stage_dir: &Path, out: &Path) -> Result<Vec<&'static str>> {
-    let checkpoint_path = stage_dir.join(files::CHECKPOINT);
-    let config = checkpoint::read_config(&checkpoint_path)?;
-    config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", checkpoint_path.display()))?;
-    let tokenizer = load_stage_tokenizer(stage_dir)?;
-    if tokenizer.vocab_size() != config.vocab_size {
-        bail!(
-            "{}: the tokenizer has {} tokens but the checkpoint's vocab_size is {}",
-            stage_dir.join(files::TOKENIZER).display(),
-            tokenizer.vocab_size(),
-            config.vocab_size
-        );
-    }
+    let stage = FinishedStage::open(stage_dir)?;
+    let (config, tokenizer) = (&stage.config, &stage.tokenizer);
+    let checkpoint_path = stage.checkpoint();
     let bytes = std::fs::read(&checkpoint_path)
         .with_context(|| format!("reading {}", checkpoint_path.display()))?;
     let tensors = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is unreadable: {e}", checkpoint_path.display()))?;
-    let weights = gpt2_weights(&tensors, &config)
+    let weights = gpt2_weights(&tensors, config)
         .map_err(|e| anyhow::anyhow!("{} cannot be exported: {e}", checkpoint_path.display()))?;
 
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -77,18 +43,18 @@ pub fn export(stage_dir: &Path, out: &Path) -> Result<Vec<&'static str>> {
     )]));
     let model_bytes = safetensors::serialize(views, metadata)
         .map_err(|e| anyhow::anyhow!("serialising model.safetensors: {e}"))?;
-    let ids = SpecialIds::of(&tokenizer)?;
+    let ids = SpecialIds::of(tokenizer)?;
     let pretty = |v: serde_json::Value| serde_json::to_string_pretty(&v).expect("JSON value");
     data::atomic::write(&out.join("model.safetensors"), model_bytes)?;
-    data::atomic::write(&out.join("config.json"), pretty(config_json(&config, &ids)))?;
+    data::atomic::write(&out.join("config.json"), pretty(config_json(config, &ids)))?;
     data::atomic::write(
         &out.join("generation_config.json"),
-        pretty(generation_config_json(&config, &ids)),
+        pretty(generation_config_json(config, &ids)),
     )?;
     tokenizer.save(&out.join("tokenizer.json"))?;
     data::atomic::write(
         &out.join("tokenizer_config.json"),
-        pretty(tokenizer_config_json(&config, &tokenizer)),
+        pretty(tokenizer_config_json(config, tokenizer)),
     )?;
     Ok(vec![
         "config.json",

@@ -6,7 +6,7 @@ use eval::task;
 use trainer::files;
 
 use super::{pct, series, Report, StageFiles};
-use crate::stage::{keys, Stage};
+use chain::{keys, Stage};
 
 pub(super) fn section(report: &mut Report, stage: &StageFiles) -> Result<()> {
     report.heading("SFT: the prompt-mask ablation");

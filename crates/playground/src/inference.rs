@@ -5,17 +5,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use chain::FinishedStage;
 use data::tasks::recognise::{self, TaskVerdict};
 use data::tokenizer::END;
 use data::TextTokenizer;
 use model::generate::{generate, SamplingOptions};
-use model::{checkpoint, Gpt, GptConfig};
+use model::{Gpt, GptConfig};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
-use trainer::files;
-
-use crate::run::load_stage_tokenizer;
 
 pub struct LoadedStage {
     pub dir: PathBuf,
@@ -64,14 +62,14 @@ pub struct Completion {
 
 impl LoadedStage {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let tokenizer = load_stage_tokenizer(dir)?;
-        let (model, config) = checkpoint::load(&dir.join(files::CHECKPOINT), device)?;
-        let end = tokenizer.symbol_id(END)?;
+        let stage = FinishedStage::open(dir)?;
+        let model = stage.model(device)?;
+        let end = stage.tokenizer.symbol_id(END)?;
         Ok(Self {
-            dir: dir.to_path_buf(),
+            dir: stage.dir,
             model,
-            config,
-            tokenizer,
+            config: stage.config,
+            tokenizer: stage.tokenizer,
             end,
         })
     }

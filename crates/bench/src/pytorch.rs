@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use model::{DeviceChoice, GptConfig};
 use serde_json::Value;
 
-use crate::bench::{measure, rayon_threads};
+use crate::measure::{measure, rayon_threads};
 
 const VENV: &str = "target/pytorch-venv";
 
@@ -161,7 +161,7 @@ pub fn run(
     println!("ours on {choice}, PyTorch on {torch_device}");
     let isa_cap = pytorch_isa_cap(choice);
     if choice == DeviceChoice::Flex {
-        println!("ours: SIMD {}", crate::bench::simd_paths());
+        println!("ours: SIMD {}", crate::measure::simd_paths());
         if kernels::SimdLevel::active() != kernels::gemm_level() {
             println!(
                 "  warning: the fused kernels and gemm run different vector units, so this is \

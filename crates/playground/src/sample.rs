@@ -1,14 +1,14 @@
+//! `cargo xtask sample`: a stage's checkpoint continues a prompt.
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use chain::FinishedStage;
 use clap::Args;
 use model::generate::{generate, SamplingOptions};
-use model::{checkpoint, DeviceChoice};
+use model::DeviceChoice;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use trainer::files;
-
-use crate::run::load_stage_tokenizer;
 
 #[derive(Args)]
 pub struct SampleArgs {
@@ -35,8 +35,9 @@ pub struct SampleArgs {
 /// context is re-fed from its last `block_size / 2` tokens.
 pub fn run(args: &SampleArgs) -> Result<()> {
     let device = args.device.device().map_err(anyhow::Error::msg)?;
-    let tokenizer = load_stage_tokenizer(&args.from)?;
-    let (model, config) = checkpoint::load(&args.from.join(files::CHECKPOINT), &device)?;
+    let stage = FinishedStage::open(&args.from)?;
+    let model = stage.model(&device)?;
+    let (config, tokenizer) = (&stage.config, &stage.tokenizer);
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut context = tokenizer
         .encode(&args.prompt)

@@ -7,15 +7,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use burn::tensor::Device;
 use data::tasks::digit_sum::Mode;
 use data::tasks::reverse;
 use eval::{evaluate_digit_sum, evaluate_reverse, format_row, EvalRow, SuiteConfig};
-use model::checkpoint;
 use serde::{Deserialize, Serialize};
-use trainer::{files, Manifest};
 
-use crate::run::Run;
-use crate::stage::Stage;
+use crate::{FinishedStage, Stage};
 
 /// The file in each stage folder.
 pub const SKILLS: &str = "skills.json";
@@ -52,46 +50,51 @@ impl Skills {
     }
 }
 
+/// What the skills are measured on: the held-out digit-sum suite and the word list whose
+/// held-out split gives the reversal problems.
+pub struct SkillSuite<'a> {
+    pub suite: &'a SuiteConfig,
+    pub words: &'a Path,
+}
+
 /// Measures a finished stage's checkpoint unless its `skills.json` already holds this
 /// checkpoint on this suite.
-pub fn ensure(run: &Run, stage: Stage) -> Result<()> {
-    let dir = run.stage_dir(stage);
-    let manifest = Manifest::load(&dir.join(files::MANIFEST))?;
+pub fn ensure(stage: Stage, dir: &Path, on: &SkillSuite, device: &Device) -> Result<()> {
+    let finished = FinishedStage::open(dir)?;
+    let manifest = finished.manifest()?;
     let path = dir.join(SKILLS);
-    let suite = run.config.eval.clone();
     if path.exists() {
         let saved = Skills::load(&path)?;
-        if saved.checkpoint_hash == manifest.checkpoint_hash && saved.suite == suite {
+        if saved.checkpoint_hash == manifest.checkpoint_hash && saved.suite == *on.suite {
             return Ok(());
         }
     }
-    let device = run.device.device().map_err(anyhow::Error::msg)?;
-    let tokenizer = crate::run::load_stage_tokenizer(&dir)?;
-    let (model, _) = checkpoint::load(&dir.join(files::CHECKPOINT), &device)?;
-    let words = reverse::read_words(&run.config.sft.words)?;
-    let held_out = reverse::held_out_words(&words);
+    let model = finished.model(device)?;
+    let tokenizer = &finished.tokenizer;
+    let held_out = reverse::held_out_words(&reverse::read_words(on.words)?);
     let mut rows = vec![evaluate_reverse(
         &model,
-        &tokenizer,
+        tokenizer,
         &held_out,
         REVERSE_MODE,
-        &device,
+        device,
     )?];
+    let suite = on.suite;
     rows.extend(evaluate_digit_sum(
         &model,
-        &tokenizer,
+        tokenizer,
         Mode::Cot,
         &suite.ks,
         suite.per_k,
         suite.seed,
-        &device,
+        device,
     )?);
     for row in &rows {
         eprintln!("{stage} skills: {}", format_row(row));
     }
     let skills = Skills {
         checkpoint_hash: manifest.checkpoint_hash,
-        suite,
+        suite: suite.clone(),
         rows,
     };
     data::atomic::write(&path, serde_json::to_string_pretty(&skills)?)

@@ -1,4 +1,4 @@
-//! `cargo xtask report --run NAME`: the run's report card, `runs/NAME/report.md` and
+//! One run's report card, `runs/NAME/report.md` and
 //! `report.html` with SVG plots in `runs/NAME/report/`. Built only from the files the stages
 //! wrote (`manifest.json`, `metrics*.jsonl`, `eval.json`), so any finished run can be
 //! reported again, and every number in it traces back to a file.
@@ -8,12 +8,10 @@
 //! manifest, a metrics line, `eval.json`, `run.json`) is an error naming it, and then nothing
 //! is written: the report is built in memory and its files are written only at the end.
 
-mod chain;
 mod cot_sft;
-pub(crate) mod doc;
 mod dpo;
+mod overview;
 mod per_k;
-pub(crate) mod plots;
 mod pretrain;
 mod rlvr;
 mod sft;
@@ -21,35 +19,14 @@ mod sft;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::Args;
 use eval::{read_eval, EvalRow};
 use serde_json::{Map, Value};
 use trainer::{files, Manifest};
 
-use crate::lock::RunLock;
-use crate::run::RUN_INFO;
-use crate::stage::{keys, Stage};
-use doc::Block;
-use plots::Series;
-
-#[derive(Args)]
-pub struct ReportArgs {
-    #[arg(long, default_value = "default")]
-    run: String,
-    #[arg(long, default_value = "runs")]
-    runs_dir: PathBuf,
-}
-
-/// `xtask report`: writes into the run folder, so it takes the run's lock like the commands
-/// that train (a pipeline writes the same report files when it ends).
-pub fn run(args: &ReportArgs) -> Result<()> {
-    let run_dir = args.runs_dir.join(&args.run);
-    ensure_run_dir(&run_dir)?;
-    let _lock = RunLock::acquire(&run_dir)?;
-    let path = write(&run_dir)?;
-    eprintln!("report: {}", path.display());
-    Ok(())
-}
+use crate::doc::{self, Block};
+use crate::plots::{self, Series};
+use chain::layout::RUN_INFO;
+use chain::{keys, Stage};
 
 fn ensure_run_dir(run_dir: &Path) -> Result<()> {
     anyhow::ensure!(
@@ -77,7 +54,7 @@ pub fn write(run_dir: &Path) -> Result<PathBuf> {
         .blocks
         .push(Block::Heading(1, format!("Report card: run `{name}`")));
     report.preset()?;
-    chain::section(&mut report)?;
+    overview::section(&mut report)?;
     for stage in Stage::ALL {
         let Some(files) = report.stage(stage)? else {
             continue;
@@ -93,7 +70,7 @@ pub fn write(run_dir: &Path) -> Result<PathBuf> {
     per_k::section(&mut report)?;
 
     // Everything was read: now write.
-    let plot_dir = run_dir.join(PLOT_DIR);
+    let plot_dir = run_dir.join(crate::PLOT_DIR);
     std::fs::create_dir_all(&plot_dir)
         .with_context(|| format!("creating {}", plot_dir.display()))?;
     for (plot, svg) in &report.plots {
@@ -107,9 +84,6 @@ pub fn write(run_dir: &Path) -> Result<PathBuf> {
     )?;
     Ok(md_path)
 }
-
-/// The plots' folder in the run folder, linked from the report by relative path.
-pub(crate) const PLOT_DIR: &str = "report";
 
 struct Report {
     run_dir: PathBuf,
@@ -241,7 +215,7 @@ impl Report {
     fn plot(&mut self, name: &str, title: &str, svg: String) {
         self.plots.push((name.to_string(), svg));
         self.blocks.push(Block::Image {
-            path: format!("{PLOT_DIR}/{name}.svg"),
+            path: format!("{}/{name}.svg", crate::PLOT_DIR),
             alt: title.to_string(),
         });
     }

@@ -6,7 +6,7 @@ use data::hash::short;
 use trainer::files;
 
 use super::{number, Report};
-use crate::stage::Stage;
+use chain::Stage;
 
 pub(super) fn section(report: &mut Report) -> Result<()> {
     report.heading("The chain");

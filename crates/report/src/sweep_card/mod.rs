@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use eval::EvalRow;
 
-use super::collect::{seed_run, SeedRun, Unit};
-use super::seed_dir;
-use super::stats::{change, mean_sd};
-use crate::report::doc::{self, Block};
-use crate::report::plots;
-use crate::skills::Skills;
-use crate::stage::Stage;
+mod collect;
+
+use crate::doc::{self, Block};
+use crate::plots;
+use crate::stats::{change, mean_sd};
+use chain::layout::seed_dir;
+use chain::skills::Skills;
+use chain::Stage;
+use collect::{seed_run, SeedRun, Unit};
 
 /// One row of the skills table: its label and how to find it in a stage's skills.
 struct Skill {
@@ -70,7 +72,7 @@ pub fn write(dir: &Path, seeds: &[u64]) -> Result<PathBuf> {
     blocks.extend(skill_blocks);
     blocks.extend(headlines_section(&runs));
 
-    let plot_dir = dir.join(crate::report::PLOT_DIR);
+    let plot_dir = dir.join(crate::PLOT_DIR);
     std::fs::create_dir_all(&plot_dir)
         .with_context(|| format!("creating {}", plot_dir.display()))?;
     if let Some((file, svg)) = plot {
@@ -86,7 +88,7 @@ pub fn write(dir: &Path, seeds: &[u64]) -> Result<PathBuf> {
 }
 
 fn intro(dir: &Path, runs: &[SeedRun]) -> Result<String> {
-    let info_path = dir.join(super::SWEEP_INFO);
+    let info_path = dir.join(chain::layout::SWEEP_INFO);
     let settings = if info_path.exists() {
         let text = std::fs::read_to_string(&info_path)
             .with_context(|| format!("reading {}", info_path.display()))?;
@@ -335,7 +337,7 @@ fn skills_section(runs: &[SeedRun]) -> Result<(Vec<Block>, Plot)> {
     blocks.insert(
         3,
         Block::Image {
-            path: format!("{}/{file}.svg", crate::report::PLOT_DIR),
+            path: format!("{}/{file}.svg", crate::PLOT_DIR),
             alt: title.into(),
         },
     );

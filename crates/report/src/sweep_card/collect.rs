@@ -10,8 +10,8 @@ use eval::{read_eval, task};
 use serde_json::Value;
 use trainer::{files, Manifest};
 
-use crate::skills::{Skills, SKILLS};
-use crate::stage::{keys, Stage};
+use chain::skills::{Skills, SKILLS};
+use chain::{keys, Stage};
 
 /// How a headline number is printed.
 #[derive(Debug, Clone, Copy, PartialEq)]

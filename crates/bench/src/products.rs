@@ -12,7 +12,7 @@ use anyhow::Result;
 use burn::tensor::{Device, Tensor, TensorData};
 use model::GptConfig;
 
-use crate::bench::{measure, simd_paths};
+use crate::measure::{measure, simd_paths};
 
 /// One kind of product in a step: its shape, its operands' layouts and how often it runs.
 struct Product {

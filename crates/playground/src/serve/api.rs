@@ -23,7 +23,7 @@ use trainer::files;
 
 use super::Playground;
 use crate::inference::{Decoding, LoadedStage};
-use crate::stage::Stage;
+use chain::Stage;
 
 /// Longest prompt accepted, in characters, before it is even tokenized.
 const MAX_PROMPT_CHARS: usize = 1000;

@@ -5,15 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::tensor::{Int, Tensor, TensorData};
+use chain::FinishedStage;
 use clap::Args;
 use data::tokenizer::END;
 use model::generate::{generate, SamplingOptions};
-use model::{checkpoint, DeviceChoice};
+use model::DeviceChoice;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use trainer::files;
-
-use crate::run::load_stage_tokenizer;
 
 #[derive(Args)]
 pub struct LogitsArgs {
@@ -32,8 +30,9 @@ pub struct LogitsArgs {
 
 pub fn run(args: &LogitsArgs) -> Result<()> {
     let device = args.device.device().map_err(anyhow::Error::msg)?;
-    let tokenizer = load_stage_tokenizer(&args.from)?;
-    let (model, config) = checkpoint::load(&args.from.join(files::CHECKPOINT), &device)?;
+    let stage = FinishedStage::open(&args.from)?;
+    let model = stage.model(&device)?;
+    let (config, tokenizer) = (&stage.config, &stage.tokenizer);
     let ids = tokenizer
         .encode(&args.prompt)
         .context("encoding --prompt")?;

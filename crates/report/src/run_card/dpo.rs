@@ -6,7 +6,7 @@ use eval::task;
 use trainer::files;
 
 use super::{accuracy_curves, first_last, pct, series, Report, StageFiles};
-use crate::stage::keys;
+use chain::keys;
 
 pub(super) fn section(report: &mut Report, stage: &StageFiles) -> Result<()> {
     report.heading("DPO: margin and preference accuracy");

@@ -9,7 +9,7 @@ use data::tasks::digit_sum::Mode;
 use eval::{task, EvalRow};
 
 use super::{pct, Report};
-use crate::stage::Stage;
+use chain::Stage;
 
 fn per_k(eval: &[EvalRow], mode: &str) -> BTreeMap<usize, f64> {
     eval.iter()
@@ -23,9 +23,9 @@ fn per_k(eval: &[EvalRow], mode: &str) -> BTreeMap<usize, f64> {
 fn skills_table(report: &mut Report) -> Result<()> {
     let mut columns = Vec::new();
     for stage in Stage::ALL {
-        let path = stage.dir(&report.run_dir).join(crate::skills::SKILLS);
+        let path = stage.dir(&report.run_dir).join(chain::skills::SKILLS);
         if path.exists() {
-            columns.push((stage, crate::skills::Skills::load(&path)?));
+            columns.push((stage, chain::skills::Skills::load(&path)?));
         }
     }
     if columns.is_empty() {

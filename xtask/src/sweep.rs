@@ -4,20 +4,13 @@
 //! headline number as mean ± sd with each seed's value, and which stage-to-stage changes are
 //! beyond the noise between seeds. Finished stages are reused, as `pipeline` does.
 
-mod collect;
-mod report;
-mod stats;
-
-use std::path::{Path, PathBuf};
-
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use chain::layout::{seed_dir, RUN_INFO, SWEEP_INFO};
+
 use crate::lock::RunLock;
 use crate::RunArgs;
-
-/// `sweep.json` in a sweep folder: which seeds and settings made it.
-pub const SWEEP_INFO: &str = "sweep.json";
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -31,18 +24,13 @@ pub struct SweepArgs {
     args: RunArgs,
 }
 
-/// The folder of one seed of a sweep.
-pub fn seed_dir(sweep_dir: &Path, seed: u64) -> PathBuf {
-    sweep_dir.join(format!("seed-{seed}"))
-}
-
 pub fn run(sweep: &SweepArgs) -> Result<()> {
     let mut seeds = sweep.seeds.clone();
     seeds.sort_unstable();
     seeds.dedup();
     let dir = sweep.args.run_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    if dir.join(crate::run::RUN_INFO).exists() {
+    if dir.join(RUN_INFO).exists() {
         bail!(
             "{} is a single run, not a sweep: use another --run name",
             dir.display()
@@ -62,7 +50,7 @@ pub fn run(sweep: &SweepArgs) -> Result<()> {
             crate::pipeline(&run, None)?;
         }
     }
-    let path = report::write(&dir, &seeds)?;
+    let path = report::write_sweep(&dir, &seeds)?;
     eprintln!("sweep report: {}", path.display());
     Ok(())
 }
