@@ -1,6 +1,6 @@
 //! The GPU path computes what the CPU path computes: logits, gradients and optimizer steps of
 //! the same tiny model agree between wgpu and flex, although wgpu trains through its own layer
-//! norm, causal softmax and flat AdamW. Built only with `--features wgpu`; CI runs it on Mesa's
+//! norm, causal softmax and flat AdamW. Built only with `cargo test --release -p trainer --features wgpu --test wgpu`; CI runs it on Mesa's
 //! software Vulkan (lavapipe), where the first step JIT-compiles the kernels (about 40 s).
 #![cfg(feature = "wgpu")]
 
