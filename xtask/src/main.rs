@@ -3,6 +3,7 @@
 mod config;
 mod evaluate;
 mod lock;
+mod pipeline;
 mod run;
 mod sim;
 mod sweep;
@@ -11,14 +12,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use chain::Stage;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
-use model::DeviceChoice;
 
-use chain::Stage;
-use config::{PipelineConfig, QUICK};
+use config::PipelineConfig;
 use lock::RunLock;
-use run::Run;
+use pipeline::{pipeline, run_stage};
+use run::RunArgs;
 
 /// Tensor buffers are freed and reallocated every step; mimalloc keeps them mapped where
 /// glibc malloc returns them to the kernel and page-faults them back in (docs/perf.md).
@@ -120,63 +121,6 @@ struct ReportArgs {
     runs_dir: PathBuf,
 }
 
-#[derive(Args)]
-pub struct RunArgs {
-    /// Pipeline settings.
-    #[arg(long, default_value = "pipeline.toml")]
-    pub config: PathBuf,
-    /// Run name: outputs go to RUNS_DIR/NAME/STAGE [default: "default", or "quick" with --quick].
-    #[arg(long)]
-    run: Option<String>,
-    #[arg(long, default_value = "runs")]
-    runs_dir: PathBuf,
-    /// Backend, chosen once for the whole run: flex (CPU) or wgpu (GPU, needs --features wgpu).
-    #[arg(long, default_value = "flex")]
-    device: DeviceChoice,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
-    /// The small preset (pipeline.quick.toml): every stage with cut budgets, a few minutes
-    /// in all on 2 cores.
-    #[arg(long)]
-    quick: bool,
-    /// Override one setting of the config, e.g. `--set dpo.loss.rpo_alpha=0` (repeatable;
-    /// applied after --quick).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-}
-
-impl RunArgs {
-    /// Loads the config, then creates and locks the run folder: nothing is written for a bad
-    /// config, and nothing at all while another process holds the run.
-    /// With `seed` > 0 every stage's seed is offset by it (`PipelineConfig::seed_overrides`),
-    /// recorded in `run.json` as the `--set` items it amounts to.
-    fn open(&self, seed: u64) -> Result<Run> {
-        self.open_in(self.run_dir(), seed)
-    }
-
-    /// The run folder: RUNS_DIR/NAME.
-    pub fn run_dir(&self) -> PathBuf {
-        let preset = self.quick.then_some(&QUICK);
-        let name = preset.map_or("default", |p| p.name);
-        self.runs_dir.join(self.run.as_deref().unwrap_or(name))
-    }
-
-    pub fn open_in(&self, dir: PathBuf, seed: u64) -> Result<Run> {
-        let preset = self.quick.then_some(&QUICK);
-        let mut overrides = self.overrides.clone();
-        if seed > 0 {
-            let base = PipelineConfig::load(&self.config, preset, &overrides)?;
-            overrides.extend(base.seed_overrides(seed));
-        }
-        let config = PipelineConfig::load(&self.config, preset, &overrides)?;
-        let name = preset.map_or("default", |p| p.name);
-        let run = Run::open(dir, config, self.device, self.quiet)?;
-        run.record_preset(name, &self.config, &overrides)?;
-        Ok(run)
-    }
-}
-
 fn main() -> ExitCode {
     keep_freed_memory();
     match dispatch(parse()) {
@@ -236,53 +180,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Sim(sim) => sim::run(&sim),
         Command::Report(args) => write_report(&args),
     }
-}
-
-/// Every stage in order, then the run's report card. Stages already finished with the same
-/// settings and parent are skipped; every checkpoint is measured on the whole skill suite.
-pub fn pipeline(run: &Run, restart_from: Option<Stage>) -> Result<()> {
-    let tokenizer = run.tokenizer()?;
-    for stage in Stage::ALL {
-        let forced = restart_from.is_some_and(|r| stage >= r);
-        if !forced && run.is_up_to_date(stage, &tokenizer)? {
-            eprintln!("{stage}: up to date (same settings and parent), skipped");
-        } else {
-            if forced {
-                // Redo means from step 0: a snapshot left by a killed run may come from
-                // other code, which its settings hash cannot tell.
-                let discarded = trainer::resume::discard_snapshots(&run.stage_dir(stage))?;
-                if discarded > 0 {
-                    eprintln!("{stage}: restarting, {discarded} resume snapshot(s) discarded");
-                }
-            }
-            run_stage(run, stage, None)?;
-        }
-        run.ensure_skills(stage)?;
-    }
-    let report = report::write_run(&run.dir)?;
-    eprintln!("report: {}", report.display());
-    Ok(())
-}
-
-/// Runs one stage. Its parent is `from` when given, else the previous stage of this run.
-fn run_stage(run: &Run, stage: Stage, from: Option<PathBuf>) -> Result<()> {
-    let tokenizer = run.tokenizer()?;
-    let parent_dir = from.or_else(|| stage.parent().map(|p| run.stage_dir(p)));
-    let ctx = run.context(stage, tokenizer, parent_dir)?;
-    let manifest = match stage {
-        Stage::Pretrain => pretrain::run(&ctx, &run.config.pretrain)?,
-        Stage::Sft => sft::run(&ctx, &run.config.sft)?,
-        Stage::CotSft => cot_sft::run(&ctx, &run.config.cot_sft)?,
-        Stage::Dpo => dpo::run(&ctx, &run.config.dpo)?,
-        Stage::Rlvr => rlvr::run(&ctx, &run.config.rlvr)?,
-    };
-    eprintln!(
-        "{stage}: {} steps in {:.1}s → {}",
-        manifest.step,
-        manifest.wall_time_s,
-        ctx.out_dir.display()
-    );
-    Ok(())
 }
 
 fn export(args: &ExportArgs) -> Result<()> {

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use chain::layout::{RUN_INFO, SWEEP_INFO};
+use chain::Stage;
+use clap::Args;
 use data::corpus::read_text;
 use data::tasks::digit_sum::{train_problems, Mode};
 use data::tasks::reverse;
@@ -13,14 +16,69 @@ use model::DeviceChoice;
 use trainer::outputs::config_hash;
 use trainer::{files, Manifest, StageContext};
 
-use chain::layout::{RUN_INFO, SWEEP_INFO};
-use chain::Stage;
-
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, QUICK};
 use crate::lock::RunLock;
 
 /// The tokenizer settings the run's `tokenizer.json` was trained with.
 const TOKENIZER_SETTINGS: &str = "tokenizer.config.json";
+
+/// What every command that trains takes: the config, the run folder, the device.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Pipeline settings.
+    #[arg(long, default_value = "pipeline.toml")]
+    pub config: PathBuf,
+    /// Run name: outputs go to RUNS_DIR/NAME/STAGE [default: "default", or "quick" with --quick].
+    #[arg(long)]
+    run: Option<String>,
+    #[arg(long, default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Backend, chosen once for the whole run: flex (CPU) or wgpu (GPU, needs --features wgpu).
+    #[arg(long, default_value = "flex")]
+    device: DeviceChoice,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// The small preset (pipeline.quick.toml): every stage with cut budgets, a few minutes
+    /// in all on 2 cores.
+    #[arg(long)]
+    quick: bool,
+    /// Override one setting of the config, e.g. `--set dpo.loss.rpo_alpha=0` (repeatable;
+    /// applied after --quick).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl RunArgs {
+    /// Loads the config, then creates and locks the run folder: nothing is written for a bad
+    /// config, and nothing at all while another process holds the run.
+    /// With `seed` > 0 every stage's seed is offset by it (`PipelineConfig::seed_overrides`),
+    /// recorded in `run.json` as the `--set` items it amounts to.
+    pub fn open(&self, seed: u64) -> Result<Run> {
+        self.open_in(self.run_dir(), seed)
+    }
+
+    /// The run folder: RUNS_DIR/NAME.
+    pub fn run_dir(&self) -> PathBuf {
+        let preset = self.quick.then_some(&QUICK);
+        let name = preset.map_or("default", |p| p.name);
+        self.runs_dir.join(self.run.as_deref().unwrap_or(name))
+    }
+
+    pub fn open_in(&self, dir: PathBuf, seed: u64) -> Result<Run> {
+        let preset = self.quick.then_some(&QUICK);
+        let mut overrides = self.overrides.clone();
+        if seed > 0 {
+            let base = PipelineConfig::load(&self.config, preset, &overrides)?;
+            overrides.extend(base.seed_overrides(seed));
+        }
+        let config = PipelineConfig::load(&self.config, preset, &overrides)?;
+        let name = preset.map_or("default", |p| p.name);
+        let run = Run::open(dir, config, self.device, self.quiet)?;
+        run.record_preset(name, &self.config, &overrides)?;
+        Ok(run)
+    }
+}
 
 pub struct Run {
     pub dir: PathBuf,

@@ -10,7 +10,8 @@ use clap::Args;
 use chain::layout::{seed_dir, RUN_INFO, SWEEP_INFO};
 
 use crate::lock::RunLock;
-use crate::RunArgs;
+use crate::pipeline::pipeline;
+use crate::run::RunArgs;
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -47,7 +48,7 @@ pub fn run(sweep: &SweepArgs) -> Result<()> {
         for &seed in &seeds {
             eprintln!("sweep: seed {seed} → {}", seed_dir(&dir, seed).display());
             let run = sweep.args.open_in(seed_dir(&dir, seed), seed)?;
-            crate::pipeline(&run, None)?;
+            pipeline(&run, None)?;
         }
     }
     let path = report::write_sweep(&dir, &seeds)?;

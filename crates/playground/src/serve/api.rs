@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use trainer::files;
 
-use super::Playground;
+use super::state::Playground;
 use crate::inference::{Decoding, LoadedStage};
 use chain::Stage;
 

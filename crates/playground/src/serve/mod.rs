@@ -4,21 +4,18 @@
 //! generation runs on tokio's blocking pool, so a long request never holds up other routes.
 
 mod api;
+mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
-use burn::tensor::Device;
-use clap::Args;
-use data::tasks::{digit_sum, reverse};
-use model::DeviceChoice;
-use trainer::files;
-
-use crate::inference::LoadedStage;
+use anyhow::{Context, Result};
 use chain::skills::SkillSuite;
-use chain::Stage;
+use clap::Args;
+use model::DeviceChoice;
+
+use state::Playground;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -40,88 +37,12 @@ pub struct ServeArgs {
     device: DeviceChoice,
 }
 
-/// What every request reads: the run's loaded stages and its held-out problems.
-pub struct Playground {
-    run_dir: PathBuf,
-    /// The stages of the chain whose checkpoint exists, in chain order.
-    stages: Vec<(Stage, LoadedStage)>,
-    /// Those without one: asking for them is a 404 naming the missing file.
-    missing: Vec<Stage>,
-    problems: serde_json::Value,
-    device: Device,
-}
-
-impl Playground {
-    pub fn load(args: &ServeArgs, held_out: &SkillSuite) -> Result<Self> {
-        let device = args.device.device().map_err(anyhow::Error::msg)?;
-        let run_dir = args.runs_dir.join(&args.run);
-        if !run_dir.is_dir() {
-            bail!("run folder {} does not exist", run_dir.display());
-        }
-        let mut stages = Vec::new();
-        let mut missing = Vec::new();
-        for stage in Stage::ALL {
-            let dir = stage.dir(&run_dir);
-            if dir.join(files::CHECKPOINT).is_file() {
-                let loaded = LoadedStage::load(&dir, &device)
-                    .with_context(|| format!("loading stage {stage}"))?;
-                stages.push((stage, loaded));
-            } else {
-                missing.push(stage);
-            }
-        }
-        let Some((_, first)) = stages.first() else {
-            bail!(
-                "run folder {} has no stage checkpoint yet (run `cargo xtask pipeline --run {}`)",
-                run_dir.display(),
-                args.run
-            );
-        };
-        let tokenizer_hash = first.tokenizer.hash();
-        if let Some((stage, _)) = stages
-            .iter()
-            .find(|(_, s)| s.tokenizer.hash() != tokenizer_hash)
-        {
-            bail!(
-                "{}: {stage} has another tokenizer than the run's first stage",
-                run_dir.display()
-            );
-        }
-        let problems = held_out_problems(held_out)?;
-        Ok(Self {
-            run_dir,
-            stages,
-            missing,
-            problems,
-            device,
-        })
-    }
-}
-
-/// A few held-out problems of each task for the page's picker: sums at every evaluated K and
-/// one K beyond (never demonstrated), and reversal words the SFT stage never trained on.
-fn held_out_problems(held_out: &SkillSuite) -> Result<serde_json::Value> {
-    let mut ks = held_out.suite.ks.clone();
-    ks.push(ks.iter().max().map_or(7, |k| (k + 1).min(9)));
-    ks.dedup();
-    let sums: Vec<serde_json::Value> = ks
-        .iter()
-        .flat_map(|&k| digit_sum::held_out_problems(k, 6, held_out.suite.seed))
-        .map(|p| serde_json::json!({ "task": "digit_sum", "k": p.k(), "prompt": p.prompt() }))
-        .collect();
-    let words = reverse::read_words(held_out.words)?;
-    let words: Vec<serde_json::Value> = reverse::held_out_words(&words)
-        .iter()
-        .take(8)
-        .map(|w| serde_json::json!({ "task": "reverse", "prompt": reverse::prompt(w) }))
-        .collect();
-    Ok(serde_json::Value::Array([sums, words].concat()))
-}
-
 /// Serves until killed. `held_out` is where the page's example problems come from: the
 /// settings the run was made with (`--config`), which the caller reads.
 pub fn run(args: &ServeArgs, held_out: &SkillSuite) -> Result<()> {
-    let playground = Arc::new(Playground::load(args, held_out)?);
+    let device = args.device.device().map_err(anyhow::Error::msg)?;
+    let run_dir = args.runs_dir.join(&args.run);
+    let playground = Arc::new(Playground::load(run_dir, device, held_out)?);
     let names: Vec<&str> = playground.stages.iter().map(|(s, _)| s.name()).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

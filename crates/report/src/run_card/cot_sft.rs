@@ -7,7 +7,8 @@ use anyhow::Result;
 use data::tasks::digit_sum::Mode;
 use eval::{task, EvalRow};
 
-use super::{pct, plots, Report, StageFiles};
+use super::card::{pct, Report, StageFiles};
+use crate::plots;
 
 pub(super) fn section(report: &mut Report, stage: &StageFiles) -> Result<()> {
     report.heading("CoT-SFT: direct vs chain of thought, per K");

@@ -5,7 +5,7 @@ use anyhow::Result;
 use eval::task;
 use trainer::files;
 
-use super::{accuracy_curves, first_last, pct, series, Report, StageFiles};
+use super::card::{accuracy_curves, first_last, pct, series, Report, StageFiles};
 use chain::keys;
 
 pub(super) fn section(report: &mut Report, stage: &StageFiles) -> Result<()> {

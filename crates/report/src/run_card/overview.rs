@@ -5,7 +5,7 @@ use anyhow::Result;
 use data::hash::short;
 use trainer::files;
 
-use super::{number, Report};
+use super::card::{number, Report};
 use chain::Stage;
 
 pub(super) fn section(report: &mut Report) -> Result<()> {

@@ -8,7 +8,7 @@ use anyhow::Result;
 use data::tasks::digit_sum::Mode;
 use eval::{task, EvalRow};
 
-use super::{pct, Report};
+use super::card::{pct, Report};
 use chain::Stage;
 
 fn per_k(eval: &[EvalRow], mode: &str) -> BTreeMap<usize, f64> {

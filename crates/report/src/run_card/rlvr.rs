@@ -3,7 +3,7 @@
 use anyhow::Result;
 use trainer::files;
 
-use super::{accuracy_curves, first_last, series, Report, StageFiles};
+use super::card::{accuracy_curves, first_last, series, Report, StageFiles};
 use chain::keys;
 
 pub(super) fn section(report: &mut Report, stage: &StageFiles) -> Result<()> {

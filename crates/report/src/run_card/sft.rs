@@ -5,7 +5,7 @@ use anyhow::Result;
 use eval::task;
 use trainer::files;
 
-use super::{pct, series, Report, StageFiles};
+use super::card::{pct, series, Report, StageFiles};
 use chain::{keys, Stage};
 
 pub(super) fn section(report: &mut Report, stage: &StageFiles) -> Result<()> {
