@@ -3,23 +3,20 @@
 //! same budget gives the lesson's table, measured: held-out accuracy per K, direct vs CoT.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::{Context, Result};
-use burn::module::Module;
-use data::batch::tokenize_all;
+use anyhow::Result;
+use data::batch::{tokenize_all, TokenizedExample};
 use data::jsonl::load_or_generate;
 use data::split::Split;
-use data::tasks::digit_sum::{train_problems, Mode};
+use data::tasks::digit_sum::{train_problems, DigitSum, Mode};
 use data::tasks::reverse;
 use data::tasks::Example;
-use eval::{evaluate_reverse, report_rows, DigitSumSuite, SuiteConfig};
+use eval::{evaluate_reverse, DigitSumSuite, SuiteConfig};
 use model::Gpt;
 use serde::{Deserialize, Serialize};
-use trainer::outputs::{config_hash, save_stage};
-use trainer::parent::load_parent;
+use trainer::outputs::config_hash;
 use trainer::supervised::{SupervisedConfig, SupervisedRun};
-use trainer::{files, Manifest, StageContext};
+use trainer::{Manifest, StageContext};
 
 /// The direct twin's metrics and training set (the CoT run's go to `metrics.jsonl`).
 pub const DIRECT_METRICS: &str = "metrics.direct.jsonl";
@@ -85,69 +82,52 @@ pub fn replay_examples(words: &[String], n_task: usize, replay: f64, seed: u64) 
     pool.iter().cycle().take(n).cloned().collect()
 }
 
+/// The problems written in `mode`, tokenized, with the replayed reverse words. The CoT set is
+/// the user's `train_file` when given; the direct one is saved as `train.direct.jsonl`.
+fn training_set(
+    ctx: &StageContext,
+    config: &CotSftConfig,
+    problems: &[DigitSum],
+    replayed: &[Example],
+    mode: Mode,
+) -> Result<Vec<TokenizedExample>> {
+    let examples = match mode {
+        Mode::Cot => load_or_generate(config.train_file.as_deref(), &ctx.out_dir, || {
+            problems.iter().map(|p| p.example(Mode::Cot)).collect()
+        })?,
+        Mode::Direct => {
+            let direct: Vec<_> = problems.iter().map(|p| p.example(Mode::Direct)).collect();
+            data::jsonl::write(&ctx.out_dir.join(DIRECT_TRAIN), &direct)?;
+            direct
+        }
+    };
+    let with_replay = [examples, replayed.to_vec()].concat();
+    tokenize_all(&with_replay, &ctx.tokenizer, ctx.model.block_size)
+}
+
 pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
-    let started = Instant::now();
-    std::fs::create_dir_all(&ctx.out_dir)
-        .with_context(|| format!("creating {}", ctx.out_dir.display()))?;
+    let mut stage = ctx.open()?;
 
     // Data: one problem set, written both ways, each with the same replayed reverse words.
     let words = reverse::read_words(&config.words)?;
     let replayed = replay_examples(&words, config.n_train, config.replay, config.train.seed);
     let problems = train_problems(&config.ks, config.n_train, config.train.seed);
-    let cot = load_or_generate(config.train_file.as_deref(), &ctx.out_dir, || {
-        problems.iter().map(|p| p.example(Mode::Cot)).collect()
-    })?;
-    let cot = tokenize_all(
-        &[cot, replayed.clone()].concat(),
-        &ctx.tokenizer,
-        ctx.model.block_size,
-    )?;
     let device = ctx.device.clone().autodiff();
     let held_out = reverse::held_out_words(&words);
 
     // CoT: this stage's checkpoint. Then the direct twin: same parent, same problems, same
     // budget, answers without the trace.
-    let mut rows = Vec::new();
-    let mut final_model = None;
     let modes = std::iter::once(Mode::Cot).chain(config.direct_twin.then_some(Mode::Direct));
-    for mode in modes {
-        let direct_examples;
-        let (examples, metrics_file, label) = match mode {
-            Mode::Cot => (&cot, files::METRICS, ctx.stage.clone()),
-            Mode::Direct => {
-                let direct: Vec<_> = problems.iter().map(|p| p.example(Mode::Direct)).collect();
-                data::jsonl::write(&ctx.out_dir.join(DIRECT_TRAIN), &direct)?;
-                direct_examples = tokenize_all(
-                    &[direct, replayed.clone()].concat(),
-                    &ctx.tokenizer,
-                    ctx.model.block_size,
-                )?;
-                (
-                    &direct_examples,
-                    DIRECT_METRICS,
-                    format!("{}-direct", ctx.stage),
-                )
-            }
-        };
-        let run = SupervisedRun {
-            snapshot_name: mode.name(),
-            label: &label,
-            examples,
+    let model = stage.main_and_twins(modes.map(|m| (m.name(), m)), |run, mode| {
+        let examples = training_set(ctx, config, &problems, &replayed, mode)?;
+        let suite = DigitSumSuite::new(mode, &config.eval, &ctx.tokenizer, &ctx.device);
+        let supervised = SupervisedRun {
+            examples: &examples,
             config: &config.train,
-            metrics_file,
             settings_hash: &config_hash(&(config, mode)),
         };
-        let suite = DigitSumSuite::new(mode, &config.eval, &ctx.tokenizer, &ctx.device);
-        let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
-        let model = run
-            .train(
-                ctx,
-                load_parent(ctx, &device)?,
-                &device,
-                &mut per_k_accuracy,
-            )?
-            .valid();
-        rows.extend(suite.rows(&model)?);
+        let model = supervised.train(ctx, run, &device, &mut |model: &Gpt| suite.metrics(model))?;
+        let mut rows = suite.rows(&model)?;
         if mode == Mode::Cot {
             rows.push(evaluate_reverse(
                 &model,
@@ -156,12 +136,8 @@ pub fn run(ctx: &StageContext, config: &CotSftConfig) -> Result<Manifest> {
                 REVERSE_AFTER,
                 &ctx.device,
             )?);
-            final_model = Some(model);
         }
-    }
-    let model = final_model.expect("the CoT run always runs");
-
-    report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;
-    let settings = config_hash(config);
-    save_stage(ctx, &model, config.train.steps, &settings, started)
+        Ok((model, rows))
+    })?;
+    stage.close(&model, config.train.steps, config)
 }

@@ -1,14 +1,16 @@
 //! Held-out preference accuracy: the fraction of unseen pairs whose implicit reward ranks
-//! chosen above rejected, with the mean margin.
+//! chosen above rejected, with the mean margin; and the sets every trained policy is scored on.
 
 use burn::tensor::Device;
 use eval::EvalRow;
 use model::Gpt;
+use trainer::Reference;
 
 use crate::config::{LossConfig, LossType};
 use crate::logps::{pair_logps, to_host, TokenizedPair};
 use crate::loss::{pair_loss, PairInputs};
 use crate::reference::ReferenceLogps;
+use crate::HELD_OUT_VS_PARENT;
 
 const BATCH: usize = 128;
 
@@ -60,4 +62,70 @@ pub fn preference_accuracy(
         correct,
         margin_sum / pairs.len().max(1) as f64,
     )
+}
+
+/// The pairs every trained policy is scored on, a sample of the training pairs and held-out
+/// ones, each with the parent's log-probs of them, computed once for every loss variant.
+pub struct PreferenceSets<'a> {
+    sets: [(&'static str, Vec<TokenizedPair>, ReferenceLogps); 2],
+    pad_id: u32,
+    /// The plain device the policy is scored on.
+    device: &'a Device,
+}
+
+impl<'a> PreferenceSets<'a> {
+    pub fn new(
+        parent: Reference<'a>,
+        train_sample: Vec<TokenizedPair>,
+        held_out: Vec<TokenizedPair>,
+        pad_id: u32,
+    ) -> Self {
+        let parent_logps = |set: &[TokenizedPair]| {
+            let set: Vec<&TokenizedPair> = set.iter().collect();
+            ReferenceLogps::compute(parent.model, &set, pad_id, parent.device)
+        };
+        let train_logps = parent_logps(&train_sample);
+        let held_out_logps = parent_logps(&held_out);
+        Self {
+            sets: [
+                ("train", train_sample, train_logps),
+                ("held_out", held_out, held_out_logps),
+            ],
+            pad_id,
+            device: parent.device,
+        }
+    }
+
+    /// `policy`'s preference accuracy on each set under `loss`'s own reward and, for a loss
+    /// with no reference (SimPO, ORPO), the lesson's margin against the parent on the held-out
+    /// set; each row's mode ends in `suffix`.
+    pub fn rows(&self, policy: &Gpt, loss: &LossConfig, suffix: &str) -> Vec<EvalRow> {
+        let score = |(_, pairs, parent): &(&str, Vec<TokenizedPair>, ReferenceLogps),
+                     loss: &LossConfig,
+                     mode: String| {
+            preference_accuracy(
+                policy,
+                Some(parent),
+                pairs,
+                loss,
+                self.pad_id,
+                self.device,
+                &mode,
+            )
+        };
+        let mut rows: Vec<EvalRow> = self
+            .sets
+            .iter()
+            .map(|set| score(set, loss, format!("{}{suffix}", set.0)))
+            .collect();
+        if !loss.loss_type.needs_reference() {
+            let lesson_margin = LossConfig {
+                loss_type: LossType::Sigmoid,
+                ..loss.clone()
+            };
+            let mode = format!("{HELD_OUT_VS_PARENT}{suffix}");
+            rows.push(score(&self.sets[1], &lesson_margin, mode));
+        }
+        rows
+    }
 }

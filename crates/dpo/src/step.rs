@@ -1,100 +1,133 @@
-//! One step of a paired preference loss: policy log-probs, loss and gradients, with the batch
-//! split into data-parallel shards (one per core on the CPU, see `trainer::parallel`).
-//!
-//! Every paired loss is a mean over pairs (and RPO's NLL term a mean over pairs too), so a
-//! shard's loss times its share of the pairs adds up to the batch loss, and the shards'
-//! gradients to the batch gradient. KTO is not sharded: its reference point z₀ is estimated
-//! from the whole batch.
+//! The preference step, as the lesson: draw a batch of pairs; the four log-prob sums (the
+//! reference's of chosen and rejected, from the cache or a pass of the frozen reference; the
+//! policy's, in one concatenated pass sharded across cores, see `backward`); the loss and its
+//! implicit rewards; one update. KTO's unpaired step is its neighbour in `kto`, the metrics
+//! window in `metrics`.
 
-use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use burn::tensor::Device;
 use model::Gpt;
-use trainer::parallel::sharded_backward_with;
+use rand::Rng;
+use trainer::parallel::shard_count;
+use trainer::{Reference, Row, Step, StepBody};
 
-use crate::config::LossConfig;
-use crate::logps::{pair_logps, TokenizedPair};
-use crate::loss::{pair_loss, PairInputs, PairLoss};
+use crate::backward::{pair_loss_backward, PairStep};
+use crate::config::{LossConfig, LossType};
+use crate::logps::TokenizedPair;
+use crate::metrics::Window;
+use crate::reference::ReferenceSource;
 
-/// The step's gradients, its loss and implicit rewards (detached), and the policy's sequence
-/// log-probs of chosen and rejected (detached), all over the whole batch.
-pub struct PairStep {
-    pub grads: GradientsParams,
-    pub out: PairLoss,
-    pub logps: (Tensor<1>, Tensor<1>),
+/// What a preference loop trains on.
+#[derive(Clone, Copy)]
+pub enum Examples<'a> {
+    Pairs(&'a [TokenizedPair]),
+    /// KTO's labelled completions, each with its mismatched probe as `rejected` (see
+    /// `logps::tokenize_labeled`); `labels` holds 1.0 for a desirable one, 0.0 otherwise.
+    Labelled {
+        rows: &'a [TokenizedPair],
+        labels: &'a [f32],
+    },
 }
 
-/// `batch`'s loss under `loss` and its gradients, on `shards` shards of pairs. `reference`
-/// holds the reference's log-probs of chosen and rejected (`[B]` each) for losses that use one.
-pub fn pair_loss_backward(
-    policy: &Gpt,
-    batch: &[&TokenizedPair],
-    reference: Option<(Tensor<1>, Tensor<1>)>,
-    loss: &LossConfig,
-    pad_id: u32,
-    device: &Device,
-    shards: usize,
-) -> PairStep {
-    let pairs = batch.len();
-    let per_shard = pairs.div_ceil(shards.max(1)).max(1);
-    let pieces: Vec<Shard> = batch
-        .chunks(per_shard)
-        .enumerate()
-        .map(|(i, shard)| {
-            let (start, len) = (i * per_shard, shard.len());
-            Shard {
-                pairs: shard.to_vec(),
-                reference: reference.as_ref().map(|(chosen, rejected)| {
-                    (
-                        chosen.clone().narrow(0, start, len),
-                        rejected.clone().narrow(0, start, len),
-                    )
-                }),
+/// How a preference loop trains.
+#[derive(Clone, Copy)]
+pub struct StepConfig<'a> {
+    pub loss: &'a LossConfig,
+    pub batch_size: usize,
+    /// The reference's log-probs of every example computed once, before training (TRL's
+    /// `precompute_ref_log_probs`), rather than by a pass over each batch.
+    pub precompute_ref_log_probs: bool,
+    pub pad_id: u32,
+}
+
+/// One preference loss's step over a fixed set of examples.
+pub struct PreferenceStep<'a> {
+    pub(crate) examples: Examples<'a>,
+    pub(crate) config: StepConfig<'a>,
+    /// The autodiff device the policy trains on.
+    pub(crate) device: &'a Device,
+    pub(crate) reference: ReferenceSource<'a>,
+    pub(crate) window: Window,
+}
+
+impl<'a> PreferenceStep<'a> {
+    /// `reference` is required by every loss but SimPO and ORPO; it is only ever read.
+    pub fn new(
+        examples: Examples<'a>,
+        config: StepConfig<'a>,
+        reference: Option<Reference<'a>>,
+        device: &'a Device,
+    ) -> Result<Self> {
+        let loss_type = config.loss.loss_type;
+        let reference = match reference {
+            Some(reference) if loss_type.needs_reference() => Some(reference),
+            None if loss_type.needs_reference() => {
+                bail!("loss_type {} needs a reference", loss_type.name())
             }
+            _ => None,
+        };
+        let (rows, labelled) = match examples {
+            Examples::Pairs(pairs) => (pairs, false),
+            Examples::Labelled { rows, .. } => (rows, true),
+        };
+        if labelled != (loss_type == LossType::Kto) {
+            bail!("kto, and only kto, trains on labelled examples");
+        }
+        let precompute = config.precompute_ref_log_probs;
+        Ok(Self {
+            examples,
+            config,
+            device,
+            reference: ReferenceSource::new(reference, precompute, rows, config.pad_id),
+            window: Window::default(),
         })
-        .collect();
-
-    let (grads, total, reports) =
-        sharded_backward_with(policy, device, pieces, |replica, shard| {
-            let share = shard.pairs.len() as f64 / pairs as f64;
-            let (chosen, rejected) = pair_logps(replica, &shard.pairs, pad_id, device);
-            let logps = (chosen.sum.clone().detach(), rejected.sum.clone().detach());
-            let chosen_nll = -chosen.mean().mean();
-            let mut out = pair_loss(
-                loss,
-                PairInputs {
-                    chosen,
-                    rejected,
-                    reference: shard.reference,
-                },
-            );
-            if loss.rpo_alpha > 0.0 {
-                out.loss = out.loss + chosen_nll * loss.rpo_alpha;
-            }
-            let report = (out.chosen_rewards, out.rejected_rewards, logps);
-            (out.loss * share, report)
-        });
-
-    let (mut chosen_rewards, mut rejected_rewards) = (Vec::new(), Vec::new());
-    let (mut logps_chosen, mut logps_rejected) = (Vec::new(), Vec::new());
-    for (chosen, rejected, (logp_chosen, logp_rejected)) in reports {
-        chosen_rewards.push(chosen);
-        rejected_rewards.push(rejected);
-        logps_chosen.push(logp_chosen);
-        logps_rejected.push(logp_rejected);
-    }
-    PairStep {
-        grads,
-        out: PairLoss {
-            loss: total,
-            chosen_rewards: Tensor::cat(chosen_rewards, 0),
-            rejected_rewards: Tensor::cat(rejected_rewards, 0),
-        },
-        logps: (Tensor::cat(logps_chosen, 0), Tensor::cat(logps_rejected, 0)),
     }
 }
 
-/// A run of consecutive pairs and their slice of the reference log-probs.
-struct Shard<'a> {
-    pairs: Vec<&'a TokenizedPair>,
-    reference: Option<(Tensor<1>, Tensor<1>)>,
+impl StepBody for PreferenceStep<'_> {
+    fn step(&mut self, policy: Gpt, step: &mut Step) -> Result<Gpt> {
+        let StepConfig {
+            loss,
+            batch_size,
+            pad_id,
+            ..
+        } = self.config;
+        let (pairs, labels) = match self.examples {
+            Examples::Pairs(pairs) => (pairs, None),
+            Examples::Labelled { rows, labels } => (rows, Some(labels)),
+        };
+        let indices: Vec<usize> = (0..batch_size)
+            .map(|_| step.rng.random_range(0..pairs.len()))
+            .collect();
+        let batch: Vec<&TokenizedPair> = indices.iter().map(|&i| &pairs[i]).collect();
+        // log π_ref(chosen), log π_ref(rejected).
+        let reference = self.reference.logps(&indices, &batch, pad_id, self.device);
+        let (policy, report) = if let Some(labels) = labels {
+            let desirable: Vec<f32> = indices.iter().map(|&i| labels[i]).collect();
+            self.kto_update(policy, &batch, reference, desirable, step)?
+        } else {
+            // log π(chosen), log π(rejected) → the loss and the implicit rewards → gradients.
+            let shards = shard_count(self.device);
+            let PairStep { grads, out, logps } = pair_loss_backward(
+                &policy,
+                &batch,
+                reference,
+                loss,
+                pad_id,
+                self.device,
+                shards,
+            );
+            self.window.add(&out, logps, None);
+            step.update_with_grads(policy, grads, out.loss)?
+        };
+        self.window.last = Some(report);
+        Ok(policy)
+    }
+
+    fn row(&mut self, elapsed: Duration) -> Row {
+        let kto = self.config.loss.loss_type == LossType::Kto;
+        std::mem::take(&mut self.window).row(elapsed, kto)
+    }
 }

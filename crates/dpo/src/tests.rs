@@ -8,12 +8,13 @@ use trainer::driver::LoopSettings;
 use trainer::resume::Resume;
 use trainer::{LrSchedule, OptimConfig, OptimizerStep, TrainingLoop};
 
+use crate::backward::pair_loss_backward;
 use crate::config::{DpoConfig, LossConfig, LossType, PairSource};
 use crate::logps::{four_pass_logps, pair_logps, TokenizedPair};
 use crate::loss::{pair_loss, PairInputs};
 use crate::reference::ReferenceLogps;
-use crate::step::pair_loss_backward;
-use crate::train::{PreferenceStep, Reference};
+use crate::step::{Examples, PreferenceStep, StepConfig};
+use trainer::Reference;
 
 const PAD: u32 = 0;
 
@@ -192,16 +193,20 @@ fn train(
     metrics: &std::path::Path,
 ) -> anyhow::Result<Gpt> {
     let device = Device::flex().autodiff();
-    let mut body = PreferenceStep::new(
-        pairs,
-        labels,
-        &config.loss,
-        config.batch_size,
-        config.precompute_ref_log_probs,
-        PAD,
-        &device,
-        reference,
-    )?;
+    let examples = match labels {
+        Some(labels) => Examples::Labelled {
+            rows: pairs,
+            labels,
+        },
+        None => Examples::Pairs(pairs),
+    };
+    let step_config = StepConfig {
+        loss: &config.loss,
+        batch_size: config.batch_size,
+        precompute_ref_log_probs: config.precompute_ref_log_probs,
+        pad_id: PAD,
+    };
+    let mut body = PreferenceStep::new(examples, step_config, reference, &device)?;
     let dir = metrics.parent().unwrap();
     let training = TrainingLoop {
         label: "test".into(),

@@ -4,7 +4,7 @@
 mod config;
 mod windows;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use burn::module::Module;
@@ -12,16 +12,14 @@ use burn::tensor::{Device, Int, Tensor};
 use data::corpus::{read_text, Corpus};
 use model::Gpt;
 use trainer::driver::LossWindow;
-use trainer::outputs::{config_hash, save_stage};
+use trainer::outputs::config_hash;
 use trainer::{parallel, Manifest, Row, StageContext, Step, StepBody};
 
 pub use config::PretrainConfig;
 use windows::{random_windows, validation_windows};
 
 pub fn run(ctx: &StageContext, config: &PretrainConfig) -> Result<Manifest> {
-    let started = Instant::now();
-    std::fs::create_dir_all(&ctx.out_dir)
-        .with_context(|| format!("creating {}", ctx.out_dir.display()))?;
+    let stage = ctx.open()?;
 
     // Data: the whole corpus through the chain's tokenizer, split once.
     let text = read_text(&config.corpus)?;
@@ -58,14 +56,7 @@ pub fn run(ctx: &StageContext, config: &PretrainConfig) -> Result<Manifest> {
     let model = ctx
         .training_loop("pretrain", &config_hash(config), config)
         .run(model, &device, &mut body, &mut val_loss)?;
-
-    save_stage(
-        ctx,
-        &model.valid(),
-        config.steps,
-        &config_hash(config),
-        started,
-    )
+    stage.close(&model.valid(), config.steps, config)
 }
 
 /// The step: `batch_size` windows at random offsets, next-token loss on every position.

@@ -4,35 +4,32 @@
 
 pub mod advantage;
 pub mod config;
+pub mod groups;
+pub mod loss;
+mod metrics;
 pub mod reward;
 pub mod rollout;
 pub mod simulator;
-pub mod train;
+pub mod step;
 
-use std::time::Instant;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::module::Module;
 use data::tasks::digit_sum::{train_problems, Mode};
-use data::tokenizer::PAD;
-use eval::{report_rows, DigitSumSuite};
+use eval::DigitSumSuite;
 use model::Gpt;
-use trainer::outputs::{config_hash, save_stage};
+use trainer::outputs::config_hash;
 use trainer::parent::load_parent;
-use trainer::{files, Manifest, StageContext};
+use trainer::{Manifest, Reference, StageContext};
 
 pub use config::RlvrConfig;
-use train::GrpoStep;
+use step::{GrpoStep, Task};
 
 /// `mode` of the `eval.json` rows that score the parent (the frozen reference) before
 /// training, on the same problems as the trained policy's `cot` rows.
 pub const PARENT_MODE: &str = "parent";
 
 pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
-    let started = Instant::now();
-    std::fs::create_dir_all(&ctx.out_dir)
-        .with_context(|| format!("creating {}", ctx.out_dir.display()))?;
-    let pad = ctx.tokenizer.symbol_id(PAD)?;
+    let mut stage = ctx.open()?;
     let device = ctx.device.clone().autodiff();
     let problems = train_problems(&config.ks, config.n_prompts, config.seed);
 
@@ -42,35 +39,30 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
     // The reference on the plain device: no autodiff, so nothing can ever update it.
     let reference = load_parent(ctx, &ctx.device)?;
     let verifier = GrpoStep::verifier(config);
-    let mut body = GrpoStep {
+    let task = Task {
         problems: &problems,
         tokenizer: &ctx.tokenizer,
-        config,
         reward: &verifier,
-        pad_id: pad,
-        reference: &reference,
-        plain: &ctx.device,
-        device: &device,
-        reward_ema: None,
-        window: Default::default(),
     };
+    let frozen = Reference {
+        model: &reference,
+        device: &ctx.device,
+    };
+    let mut body = GrpoStep::new(task, config, frozen, &device)?;
+    let policy = load_parent(ctx, &device)?;
     let model = ctx
         .training_loop("rlvr", &config_hash(config), config)
-        .run(
-            load_parent(ctx, &device)?,
-            &device,
-            &mut body,
-            &mut per_k_accuracy,
-        )?
+        .run(policy, &device, &mut body, &mut per_k_accuracy)?
         .valid();
 
-    let mut rows = suite.rows(&reference)?;
-    for row in &mut rows {
+    // The parent first, then the trained policy, on the same problems.
+    let parent_rows = suite.rows(&reference)?.into_iter().map(|mut row| {
         row.mode = PARENT_MODE.into();
-    }
-    rows.extend(suite.rows(&model)?);
-    report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;
-    save_stage(ctx, &model, config.steps, &config_hash(config), started)
+        row
+    });
+    stage.record(parent_rows);
+    stage.record(suite.rows(&model)?);
+    stage.close(&model, config.steps, config)
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use trainer::tensors::padded_batch;
 use trainer::{LrSchedule, OptimConfig, OptimizerStep};
 
 use crate::advantage::group_advantages;
+use crate::groups::LiveGroup;
+use crate::loss::GrpoLoss;
 use crate::rollout::Rollout;
-use crate::train::grpo_loss;
 use data::tasks::digit_sum::DigitSum;
 
 fn shape() -> GptConfig {
@@ -70,9 +71,20 @@ fn kl_starts_at_zero_and_a_step_favours_the_rewarded_rollout() {
         rollout(&[8, 9, 10, 12]),
         rollout(&[11, 12]),
     ];
-    let advantages = group_advantages(&[1.0, 0.0, 0.0, 0.0]).unwrap();
-    let live: Vec<(&Rollout, f64)> = group.iter().zip(advantages).collect();
-    let (loss, kl) = grpo_loss(&policy, &reference, &live, 4, 0.05, 0, &plain, &device);
+    let live = [LiveGroup {
+        rollouts: group.to_vec(),
+        advantages: group_advantages(&[1.0, 0.0, 0.0, 0.0]).unwrap(),
+    }];
+    let grpo = GrpoLoss {
+        reference: trainer::Reference {
+            model: &reference,
+            device: &plain,
+        },
+        beta: 0.05,
+        pad_id: 0,
+        device: &device,
+    };
+    let (loss, kl) = grpo.compute(&policy, &live);
     assert!(kl.abs() < 1e-6, "KL with policy = reference: {kl}");
 
     let before = logp(&reference, &group[0], &plain);
@@ -85,7 +97,7 @@ fn kl_starts_at_zero_and_a_step_favours_the_rewarded_rollout() {
     use burn::module::Module;
     let after = logp(&policy.valid(), &group[0], &plain);
     assert!(after > before, "log π(rewarded) {before} → {after}");
-    let (_, kl_after) = grpo_loss(&policy, &reference, &live, 4, 0.05, 0, &plain, &device);
+    let (_, kl_after) = grpo.compute(&policy, &live);
     assert!(kl_after > 0.0, "KL after a step: {kl_after}");
 }
 
@@ -98,18 +110,18 @@ type MetricsRow = serde_json::Map<String, serde_json::Value>;
 /// `reward` in place of the verifier; then the token embeddings of the parent, the trained
 /// policy and the reference.
 fn grpo_steps(
-    reward: &crate::train::RewardFn,
+    reward: &crate::step::RewardFn,
     resample_rounds: usize,
 ) -> (Vec<MetricsRow>, [Vec<f32>; 3]) {
     use burn::module::Module;
     use data::tasks::digit_sum::train_problems;
-    use data::tokenizer::{TokenizerConfig, PAD, TASK_ALPHABET};
+    use data::tokenizer::{TokenizerConfig, TASK_ALPHABET};
     use data::TextTokenizer;
     use trainer::resume::Resume;
     use trainer::TrainingLoop;
 
     use crate::config::RlvrConfig;
-    use crate::train::GrpoStep;
+    use crate::step::{GrpoStep, Task};
 
     let dir = tempfile::tempdir().unwrap();
     let tokenizer = TextTokenizer::train(&TokenizerConfig::default(), &[TASK_ALPHABET]).unwrap();
@@ -145,18 +157,16 @@ fn grpo_steps(
     config.resample_rounds = resample_rounds;
     config.optimizer.lr = 1e-2;
     let problems = train_problems(&config.ks, 10, 0);
-    let mut body = GrpoStep {
+    let task = Task {
         problems: &problems,
         tokenizer: &tokenizer,
-        config: &config,
         reward,
-        pad_id: tokenizer.symbol_id(PAD).unwrap(),
-        reference: &reference,
-        plain: &plain,
-        device: &device,
-        reward_ema: None,
-        window: Default::default(),
     };
+    let frozen = trainer::Reference {
+        model: &reference,
+        device: &plain,
+    };
+    let mut body = GrpoStep::new(task, &config, frozen, &device).unwrap();
     let metrics = dir.path().join("metrics.jsonl");
     let training = TrainingLoop {
         label: "test".into(),

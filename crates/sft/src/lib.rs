@@ -4,20 +4,16 @@
 
 mod config;
 
-use std::time::Instant;
-
-use anyhow::{Context, Result};
-use burn::module::Module;
+use anyhow::Result;
 use data::batch::tokenize_all;
 use data::jsonl::load_or_generate;
 use data::split::Split;
 use data::tasks::reverse;
-use eval::{evaluate_exact_match, evaluate_reverse, report_rows, EvalRow};
+use eval::{evaluate_exact_match, evaluate_reverse, EvalRow};
 use model::Gpt;
-use trainer::outputs::{config_hash, save_stage};
-use trainer::parent::load_parent;
+use trainer::outputs::config_hash;
 use trainer::supervised::{SupervisedConfig, SupervisedRun};
-use trainer::{files, Manifest, StageContext};
+use trainer::{Manifest, StageContext};
 
 pub use config::SftConfig;
 
@@ -41,18 +37,8 @@ pub fn mask_label(mask_prompt: bool) -> &'static str {
     }
 }
 
-fn ablation_metrics(mask_prompt: bool) -> &'static str {
-    if mask_prompt {
-        MASKED_METRICS
-    } else {
-        UNMASKED_METRICS
-    }
-}
-
 pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
-    let started = Instant::now();
-    std::fs::create_dir_all(&ctx.out_dir)
-        .with_context(|| format!("creating {}", ctx.out_dir.display()))?;
+    let mut stage = ctx.open()?;
 
     // Data: the user's JSONL, or the reverse-word task on the train split of the word list.
     let words = reverse::read_words(&config.words)?;
@@ -64,52 +50,27 @@ pub fn run(ctx: &StageContext, config: &SftConfig) -> Result<Manifest> {
 
     // The run itself, from the parent's final weights, and the ablation: identical but for the mask.
     let device = ctx.device.clone().autodiff();
-    let mut rows = Vec::new();
-    let mut final_model = None;
-    let variants = std::iter::once(config.train.mask_prompt)
-        .chain(config.ablation.then_some(!config.train.mask_prompt));
-    for mask_prompt in variants {
-        let label = mask_label(mask_prompt);
-        let is_main = mask_prompt == config.train.mask_prompt;
+    let mask = config.train.mask_prompt;
+    let masks = std::iter::once(mask).chain(config.ablation.then_some(!mask));
+    let model = stage.main_and_twins(masks.map(|m| (mask_label(m), m)), |run, mask_prompt| {
         let train_config = SupervisedConfig {
             mask_prompt,
             ..config.train.clone()
         };
-        let metrics_file = if is_main {
-            files::METRICS
-        } else {
-            ablation_metrics(mask_prompt)
-        };
-        let run = SupervisedRun {
-            snapshot_name: label,
-            label: if is_main { &ctx.stage } else { label },
-            examples: &tokenized,
-            config: &train_config,
-            metrics_file,
-            settings_hash: &config_hash(&(config, mask_prompt)),
-        };
         let mut held_out_accuracy = |model: &Gpt| {
-            let row = evaluate_reverse(model, &ctx.tokenizer, &held_out, label, &ctx.device)?;
+            let row = evaluate_reverse(model, &ctx.tokenizer, &held_out, &run.name, &ctx.device)?;
             Ok(vec![(EVAL_ACCURACY.to_string(), row.accuracy)])
         };
-        let model = run
-            .train(
-                ctx,
-                load_parent(ctx, &device)?,
-                &device,
-                &mut held_out_accuracy,
-            )?
-            .valid();
-        rows.extend(evaluate(ctx, config, &model, &held_out, label)?);
-        if is_main {
-            final_model = Some(model);
+        let model = SupervisedRun {
+            examples: &tokenized,
+            config: &train_config,
+            settings_hash: &config_hash(&(config, mask_prompt)),
         }
-    }
-    let model = final_model.expect("the main run always runs");
-
-    report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &rows)?;
-    let settings = config_hash(config);
-    save_stage(ctx, &model, config.train.steps, &settings, started)
+        .train(ctx, run, &device, &mut held_out_accuracy)?;
+        let rows = evaluate(ctx, config, &model, &held_out, &run.name)?;
+        Ok((model, rows))
+    })?;
+    stage.close(&model, config.train.steps, config)
 }
 
 fn evaluate(

@@ -1,4 +1,5 @@
-//! What every stage shares: the one training-loop driver (`driver`: resume, cadence,
+//! What every stage shares: the frame around its lesson (`frame`: clock, folder, the main
+//! run and its twins, `eval.json`, checkpoint and manifest), the one training-loop driver (`driver`: resume, cadence,
 //! metrics rows, snapshots, each step's randomness from (seed, step)), the supervised step
 //! SFT and CoT-SFT both run (`supervised`), AdamW with PyTorch's conventions, global-norm
 //! gradient clipping, the LR schedule, the optimizer step with its NaN guard, the metrics
@@ -9,6 +10,7 @@ pub mod context;
 pub mod driver;
 pub mod files;
 pub mod flat_adamw;
+pub mod frame;
 pub mod manifest;
 pub mod metrics;
 pub mod optim;
@@ -24,9 +26,11 @@ pub mod tensors;
 
 pub use context::StageContext;
 pub use driver::{Cadence, Evaluator, LoopSettings, Row, Step, StepBody, TrainingLoop};
+pub use frame::{OpenStage, Run};
 pub use manifest::Manifest;
 pub use metrics::MetricsSink;
 pub use optim::OptimConfig;
+pub use parent::Reference;
 pub use progress::Progress;
 pub use schedule::LrSchedule;
 pub use step::{OptimizerStep, StepReport};

@@ -5,6 +5,14 @@ use model::{checkpoint, Gpt};
 
 use crate::{files, Manifest, StageContext};
 
+/// The frozen reference (the parent) and the plain device it runs on: no autodiff, so no
+/// graph and no gradient can reach it.
+#[derive(Clone, Copy)]
+pub struct Reference<'a> {
+    pub model: &'a Gpt,
+    pub device: &'a Device,
+}
+
 /// Loads the parent stage's final checkpoint onto `device` (autodiff for a policy, plain for
 /// a frozen reference), after checking it belongs to this chain: same tokenizer, same shape.
 pub fn load_parent(ctx: &StageContext, device: &Device) -> Result<Gpt> {

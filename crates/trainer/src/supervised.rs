@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use burn::module::Module;
 use burn::tensor::Device;
 use data::batch::{PaddedBatch, TokenizedExample};
 use model::Gpt;
@@ -11,7 +12,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::driver::{LossWindow, Row, Step, StepBody};
-use crate::{parallel, tensors, LrSchedule, OptimConfig};
+use crate::frame::Run;
+use crate::parent::load_parent;
+use crate::{parallel, tensors, Evaluator, LrSchedule, OptimConfig, StageContext};
 
 /// Settings of one supervised run (`[sft.train]`, `[cot-sft.train]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,28 +81,23 @@ impl StepBody for SupervisedStep<'_> {
     }
 }
 
-/// One supervised loop of a stage: what it trains on, under which names it writes.
+/// One supervised run of a stage: what it trains on, with which settings.
 pub struct SupervisedRun<'a> {
-    /// Tells this loop's snapshots apart from the stage's other loops (`masked`, `direct`).
-    pub snapshot_name: &'a str,
-    /// Progress-bar label.
-    pub label: &'a str,
     pub examples: &'a [TokenizedExample],
     pub config: &'a SupervisedConfig,
-    /// Its metrics file in the stage folder.
-    pub metrics_file: &'a str,
-    /// Hash of everything that decides this loop's result, for its resume snapshots.
+    /// Hash of everything that decides this run's result, for its resume snapshots.
     pub settings_hash: &'a str,
 }
 
 impl SupervisedRun<'_> {
-    /// Trains `model` on the autodiff `device`; `evaluate` adds its numbers to the rows.
+    /// Trains `run` from the parent's final weights on the autodiff `device`; `evaluate` adds
+    /// its numbers to the rows. Returns the trained model off the autodiff graph.
     pub fn train(
         &self,
-        ctx: &crate::StageContext,
-        model: Gpt,
+        ctx: &StageContext,
+        run: &Run,
         device: &Device,
-        evaluate: &mut crate::Evaluator,
+        evaluate: &mut Evaluator,
     ) -> Result<Gpt> {
         let mut body = SupervisedStep {
             examples: self.examples,
@@ -109,9 +107,8 @@ impl SupervisedRun<'_> {
             device,
             window: LossWindow::default(),
         };
-        ctx.training_loop(self.snapshot_name, self.settings_hash, self.config)
-            .with_label(self.label)
-            .with_metrics_file(self.metrics_file)
-            .run(model, device, &mut body, evaluate)
+        let parent = load_parent(ctx, device)?;
+        let training = run.training_loop(ctx, self.settings_hash, self.config);
+        Ok(training.run(parent, device, &mut body, evaluate)?.valid())
     }
 }

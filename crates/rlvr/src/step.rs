@@ -1,0 +1,156 @@
+//! The GRPO step, top to bottom: draw prompts and sample a group of rollouts per prompt from
+//! the current policy, reward them with the verifier, turn each group's rewards into
+//! advantages (dead groups are skipped, or redrawn with dynamic sampling: `groups`), then one
+//! gradient step on −(1/K) Σ A·log πθ(y|x) + β·KL(πθ‖πref) over the response tokens (`loss`).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::tensor::Device;
+use data::tasks::digit_sum::DigitSum;
+use data::tokenizer::PAD;
+use data::TextTokenizer;
+use model::Gpt;
+use rand::rngs::StdRng;
+use rand::Rng;
+use serde_json::{json, Value};
+use trainer::{Reference, Row, Step, StepBody};
+
+use crate::advantage::group_advantages;
+use crate::config::RlvrConfig;
+use crate::groups::{mean_reward, redraw_dead, Group};
+use crate::loss::GrpoLoss;
+use crate::metrics::{RewardEma, Window};
+use crate::reward::reward;
+use crate::rollout::{rollouts, RolloutOptions};
+
+/// How a completion is scored: the verifier (with the configured partial credit) in
+/// training; tests can put in their own.
+pub type RewardFn<'a> = dyn Fn(&DigitSum, &str) -> f64 + 'a;
+
+/// What the policy practises on: the prompts, the tokenizer that writes them, and the reward
+/// of a completion.
+pub struct Task<'a> {
+    pub problems: &'a [DigitSum],
+    pub tokenizer: &'a TextTokenizer,
+    pub reward: &'a RewardFn<'a>,
+}
+
+/// One GRPO step over a fixed prompt set.
+pub struct GrpoStep<'a> {
+    task: Task<'a>,
+    config: &'a RlvrConfig,
+    loss: GrpoLoss<'a>,
+    /// The running mean of the reward (carried across a resume by `state`/`restore`).
+    reward_ema: RewardEma,
+    window: Window,
+}
+
+impl<'a> GrpoStep<'a> {
+    /// `reference` is the frozen parent on the plain device, which also samples the
+    /// rollouts; the policy trains on the autodiff `device`.
+    pub fn new(
+        task: Task<'a>,
+        config: &'a RlvrConfig,
+        reference: Reference<'a>,
+        device: &'a Device,
+    ) -> Result<Self> {
+        let loss = GrpoLoss {
+            reference,
+            beta: config.beta,
+            pad_id: task.tokenizer.symbol_id(PAD)?,
+            device,
+        };
+        Ok(Self {
+            task,
+            config,
+            loss,
+            reward_ema: RewardEma::default(),
+            window: Window::default(),
+        })
+    }
+
+    /// The verifier's reward with the configured partial credit.
+    pub fn verifier(config: &RlvrConfig) -> impl Fn(&DigitSum, &str) -> f64 + '_ {
+        move |problem, completion| {
+            reward(
+                problem,
+                completion,
+                config.partial_credit,
+                config.step_credit,
+            )
+        }
+    }
+
+    /// `prompts` prompts drawn at random; per prompt, a group of rollouts from `policy`, their
+    /// rewards, and the group's advantages.
+    fn groups(&self, policy: &Gpt, prompts: usize, rng: &mut StdRng) -> Result<Vec<Group>> {
+        let Task {
+            problems,
+            tokenizer,
+            reward,
+        } = self.task;
+        let picked: Vec<&DigitSum> = (0..prompts)
+            .map(|_| &problems[rng.random_range(0..problems.len())])
+            .collect();
+        let prompts: Vec<String> = picked.iter().map(|p| p.prompt()).collect();
+        let options = RolloutOptions {
+            group_size: self.config.group_size,
+            temperature: self.config.temperature,
+            top_k: self.config.top_k,
+        };
+        let plain = self.loss.reference.device;
+        let sampled = rollouts(policy, tokenizer, &prompts, options, rng, plain)?;
+        let groups = sampled.chunks(options.group_size).map(|rollouts| {
+            let rewards: Vec<f64> = rollouts
+                .iter()
+                .map(|r| reward(picked[r.prompt_index], &r.text))
+                .collect();
+            Group {
+                advantages: group_advantages(&rewards),
+                rollouts: rollouts.to_vec(),
+                rewards,
+            }
+        });
+        Ok(groups.collect())
+    }
+}
+
+impl StepBody for GrpoStep<'_> {
+    fn step(&mut self, policy: Gpt, step: &mut Step) -> Result<Gpt> {
+        // 1-2. Rollouts from the current policy (no graph while sampling), their rewards and
+        // group advantages. The window and the reward's running mean see the first draw only,
+        // so the dead-group rate compares across settings; dead groups are then skipped, or
+        // redrawn with dynamic sampling (`groups`).
+        let sampler = policy.valid();
+        let first = self.groups(&sampler, self.config.prompts_per_step, &mut step.rng)?;
+        self.window.add_draw(&first);
+        self.reward_ema.add(mean_reward(&first));
+        let redraw = |prompts| self.groups(&sampler, prompts, &mut step.rng);
+        let live = redraw_dead(first, self.config.resample_rounds, redraw)?;
+        self.window.add_live(live.len());
+
+        // 3. One policy-gradient step on the live groups, anchored to the reference by k3 KL.
+        if live.is_empty() {
+            return Ok(policy);
+        }
+        let (loss, kl) = self.loss.compute(&policy, &live);
+        let (policy, report) = step.update(policy, loss)?;
+        self.window.add_update(kl, report);
+        Ok(policy)
+    }
+
+    fn row(&mut self, elapsed: Duration) -> Row {
+        std::mem::take(&mut self.window).row(self.reward_ema.value(), elapsed)
+    }
+
+    fn state(&self) -> Value {
+        json!({ "reward_ema": self.reward_ema.value() })
+    }
+
+    fn restore(&mut self, state: &Value) -> Result<()> {
+        self.reward_ema = RewardEma::from(state["reward_ema"].as_f64());
+        Ok(())
+    }
+}
