@@ -19,21 +19,15 @@ use trainer::Reference;
 const PAD: u32 = 0;
 
 fn shape() -> GptConfig {
-    GptConfig {
-        vocab_size: 13,
-        block_size: 16,
-        d_model: 32,
-        n_layers: 2,
-        n_heads: 4,
-    }
+    test_support::small(13)
 }
 
 /// The same random weights on the plain device (reference) and the autodiff one (policy).
 fn policy_and_reference(dir: &std::path::Path) -> (Gpt, Gpt) {
     let device = Device::flex();
-    device.seed(3);
     let path = dir.join("parent.safetensors");
-    checkpoint::save(&Gpt::new(&shape(), &device), &shape(), &path).unwrap();
+    let parent = test_support::seeded_model(&shape(), 3, &device);
+    checkpoint::save(&parent, &shape(), &path).unwrap();
     let policy = checkpoint::load(&path, &device.clone().autodiff())
         .unwrap()
         .0;

@@ -86,15 +86,11 @@ mod tests {
         let tokenizer =
             TextTokenizer::train(&TokenizerConfig::default(), &["0123456789+=#"]).unwrap();
         let device = Device::flex();
-        device.seed(5);
         let config = GptConfig {
-            vocab_size: tokenizer.vocab_size(),
             block_size: 12,
-            d_model: 16,
-            n_layers: 1,
-            n_heads: 2,
+            ..test_support::tiny(tokenizer.vocab_size())
         };
-        let model = Gpt::new(&config, &device);
+        let model = test_support::seeded_model(&config, 5, &device);
         // Two prompt lengths, seven prompts: uneven groups and batches.
         let prompts: Vec<String> = ["1+2=", "3+4=", "5+6=", "7+8=", "9+1=", "12+3=", "45+6="]
             .map(String::from)

@@ -209,16 +209,7 @@ mod tests {
 
     use super::*;
 
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec().unwrap()
-    }
-
-    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use test_support::{max_abs_diff, values};
 
     #[test]
     fn epsilon_is_the_one_burns_layer_norms_are_built_with() {
@@ -228,20 +219,23 @@ mod tests {
     #[test]
     fn output_and_gradients_match_burns_layer_norm() {
         let device = Device::flex().autodiff();
-        device.seed(3);
-        let mut norm = LayerNormConfig::new(8).init(&device);
-        // Parameters away from 1 and 0, so a wrong γ or β gradient shows.
-        norm.gamma =
-            Param::from_tensor(Tensor::random([8], Distribution::Normal(1.0, 0.5), &device));
-        norm.beta = Some(Param::from_tensor(Tensor::random(
-            [8],
-            Distribution::Normal(0.0, 0.5),
-            &device,
-        )));
-        let x =
-            Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.5, 2.0), &device).require_grad();
-        // A loss that weights every output differently.
-        let weights = Tensor::<3>::random([2, 3, 8], Distribution::Default, &device);
+        // Drawn under test-support's lock: the tests of this binary seed the device in parallel.
+        let (norm, x, weights) = test_support::seeded(&device, 3, || {
+            let mut norm = LayerNormConfig::new(8).init(&device);
+            // Parameters away from 1 and 0, so a wrong γ or β gradient shows.
+            norm.gamma =
+                Param::from_tensor(Tensor::random([8], Distribution::Normal(1.0, 0.5), &device));
+            norm.beta = Some(Param::from_tensor(Tensor::random(
+                [8],
+                Distribution::Normal(0.0, 0.5),
+                &device,
+            )));
+            let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.5, 2.0), &device)
+                .require_grad();
+            // A loss that weights every output differently.
+            let weights = Tensor::<3>::random([2, 3, 8], Distribution::Default, &device);
+            (norm, x, weights)
+        });
         let run = |y: Tensor<3>| {
             let grads = (y.clone() * weights.clone()).sum().backward();
             (

@@ -3,6 +3,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::gpt::KvCache;
 use crate::{checkpoint, Gpt, GptConfig};
+use test_support::{max_abs_diff, values};
 
 fn config() -> GptConfig {
     GptConfig {
@@ -22,21 +23,10 @@ fn ids(values: &[i64], batch: usize) -> Tensor<2, Int> {
     )
 }
 
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn model() -> Gpt {
     let device = Device::flex();
-    device.seed(7);
-    Gpt::new(&config(), &device)
+    // Seeded under test-support's lock: the tests of this binary draw in parallel.
+    test_support::seeded(&device, 7, || Gpt::new(&config(), &device))
 }
 
 #[test]
@@ -51,10 +41,10 @@ fn changing_a_later_token_leaves_earlier_logits_unchanged() {
     let a = gpt.forward(ids(&[1, 2, 3, 4, 5, 6], 1));
     let b = gpt.forward(ids(&[1, 2, 3, 9, 5, 6], 1));
     // Positions 0..=2 see only tokens 0..=2, which are equal.
-    let prefix = |t: Tensor<3>| to_vec(t.narrow(1, 0, 3));
+    let prefix = |t: Tensor<3>| values(t.narrow(1, 0, 3));
     assert_eq!(max_abs_diff(&prefix(a.clone()), &prefix(b.clone())), 0.0);
     // Position 3 sees the changed token: its logits must differ (the test can fail).
-    let at3 = |t: Tensor<3>| to_vec(t.narrow(1, 3, 1));
+    let at3 = |t: Tensor<3>| values(t.narrow(1, 3, 1));
     assert!(max_abs_diff(&at3(a), &at3(b)) > 1e-4);
 }
 
@@ -78,7 +68,7 @@ fn head_is_tied_to_the_token_embedding() {
     // The head really reads that tensor: zeroing the embedding zeroes every logit.
     let mut zeroed = gpt.clone();
     zeroed.token_embedding = Param::from_tensor(Tensor::zeros([11, 32], &Device::flex()));
-    let logits = to_vec(zeroed.forward(ids(&[1, 2, 3], 1)));
+    let logits = values(zeroed.forward(ids(&[1, 2, 3], 1)));
     assert!(logits.iter().all(|&x| x == 0.0));
 }
 
@@ -101,12 +91,12 @@ fn parameter_count_matches_the_closed_form() {
 fn cached_decoding_matches_the_full_forward_pass() {
     let gpt = model();
     let tokens = [3i64, 1, 4, 1, 5, 9, 2, 6];
-    let full = to_vec(gpt.forward(ids(&tokens, 1)));
+    let full = values(gpt.forward(ids(&tokens, 1)));
     let mut cache = KvCache::default();
     // A 3-token prefill, then one token at a time.
-    let mut cached = to_vec(gpt.forward_cached(ids(&tokens[..3], 1), &mut cache));
+    let mut cached = values(gpt.forward_cached(ids(&tokens[..3], 1), &mut cache));
     for &t in &tokens[3..] {
-        cached.extend(to_vec(gpt.forward_cached(ids(&[t], 1), &mut cache)));
+        cached.extend(values(gpt.forward_cached(ids(&[t], 1), &mut cache)));
     }
     assert!(max_abs_diff(&full, &cached) < 1e-5);
 }
@@ -151,7 +141,7 @@ fn checkpoint_round_trips_and_rejects_a_truncated_file() {
     let (loaded, cfg) = checkpoint::load(&path, &Device::flex()).unwrap();
     assert_eq!(cfg, config());
     let x = ids(&[1, 2, 3, 4], 1);
-    assert_eq!(to_vec(gpt.forward(x.clone())), to_vec(loaded.forward(x)));
+    assert_eq!(values(gpt.forward(x.clone())), values(loaded.forward(x)));
 
     let bytes = std::fs::read(&path).unwrap();
     let cut = dir.path().join("cut.safetensors");

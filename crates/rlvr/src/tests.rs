@@ -12,15 +12,10 @@ use crate::groups::LiveGroup;
 use crate::loss::GrpoLoss;
 use crate::rollout::Rollout;
 use data::tasks::digit_sum::DigitSum;
+use test_support::seeded_model;
 
 fn shape() -> GptConfig {
-    GptConfig {
-        vocab_size: 13,
-        block_size: 16,
-        d_model: 32,
-        n_layers: 2,
-        n_heads: 4,
-    }
+    test_support::small(13)
 }
 
 fn rollout(completion: &[u32]) -> Rollout {
@@ -41,18 +36,6 @@ fn logp(model: &Gpt, r: &Rollout, device: &Device) -> f32 {
     let batch = PaddedBatch::new(&[&example], 0, true);
     let (tokens, mask) = padded_batch(&batch, device);
     logprob::gather_logprobs(model.forward(tokens.clone()), tokens, mask).into_scalar::<f32>()
-}
-
-/// A model initialised from `seed`. The flex device draws from one random generator for the
-/// whole process, so tests running in parallel must not seed it and draw from it at once
-/// (a race here once made two runs of one test start from different weights).
-fn seeded_model(shape: &GptConfig, seed: u64, device: &Device) -> Gpt {
-    static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = DEVICE_RNG
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    device.seed(seed);
-    Gpt::new(shape, device)
 }
 
 #[test]

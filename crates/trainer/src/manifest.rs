@@ -98,13 +98,7 @@ pub(crate) mod tests {
             checkpoint_hash: checkpoint_hash.into(),
             parent_checkpoint_hash: None,
             parent_dir: None,
-            model: GptConfig {
-                vocab_size: 11,
-                block_size: 8,
-                d_model: 16,
-                n_layers: 1,
-                n_heads: 2,
-            },
+            model: test_support::tiny(11),
             device: "flex".into(),
             wall_time_s: 1.0,
         }

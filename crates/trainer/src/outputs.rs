@@ -73,24 +73,18 @@ pub fn checkpoint_hash(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use burn::tensor::Device;
-    use model::{checkpoint, Gpt, GptConfig};
+    use model::{checkpoint, Gpt};
 
     use super::checkpoint_hash;
 
     #[test]
     fn equal_weights_hash_equal_and_other_weights_do_not() {
         let dir = tempfile::tempdir().unwrap();
-        let config = GptConfig {
-            vocab_size: 7,
-            block_size: 8,
-            d_model: 16,
-            n_layers: 1,
-            n_heads: 2,
-        };
+        let config = test_support::tiny(7);
         let device = Device::flex();
-        device.seed(1);
-        let a = Gpt::new(&config, &device);
-        let b = Gpt::new(&config, &device);
+        let (a, b) = test_support::seeded(&device, 1, || {
+            (Gpt::new(&config, &device), Gpt::new(&config, &device))
+        });
         let hash = |model: &Gpt, name: &str| {
             let path = dir.path().join(name);
             checkpoint::save(model, &config, &path).unwrap();

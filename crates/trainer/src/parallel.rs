@@ -167,15 +167,11 @@ mod tests {
 
     fn setup() -> (Gpt, Device, Tensor<2, Int>, Tensor<2>) {
         let device = Device::flex().autodiff();
-        device.seed(3);
         let config = GptConfig {
-            vocab_size: 11,
-            block_size: 8,
-            d_model: 16,
             n_layers: 2,
-            n_heads: 2,
+            ..test_support::tiny(11)
         };
-        let model = Gpt::new(&config, &device);
+        let model = test_support::seeded_model(&config, 3, &device);
         let ids: Vec<i64> = (0..5 * 8).map(|i| (i * 7 + 3) % 11).collect();
         let tokens = Tensor::from_data(TensorData::new(ids, [5, 8]), &device);
         // Rows score different numbers of tokens, so the shards' shares differ.

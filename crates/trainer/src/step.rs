@@ -171,7 +171,7 @@ fn save_record(optim: &ModuleOptimizer, path: &std::path::Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use burn::tensor::{Device, Int, Tensor, TensorData};
-    use model::{Gpt, GptConfig};
+    use model::Gpt;
 
     use super::*;
 
@@ -189,15 +189,7 @@ mod tests {
     }
 
     fn tiny_model(device: &Device) -> Gpt {
-        device.seed(5);
-        let config = GptConfig {
-            vocab_size: 7,
-            block_size: 8,
-            d_model: 16,
-            n_layers: 1,
-            n_heads: 2,
-        };
-        Gpt::new(&config, device)
+        test_support::seeded_model(&test_support::tiny(7), 5, device)
     }
 
     fn loss_of(model: &Gpt, device: &Device) -> Tensor<1> {

@@ -9,32 +9,16 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use model::{checkpoint, DeviceChoice, Gpt, GptConfig};
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+use test_support::{max_abs_diff, values};
 
 /// A tiny model's checkpoint, made on flex from `seed`, for both backends to load.
 fn tiny_checkpoint(seed: u64) -> (tempfile::TempDir, std::path::PathBuf, GptConfig) {
-    let config = GptConfig {
-        vocab_size: 11,
-        block_size: 16,
-        d_model: 32,
-        n_layers: 2,
-        n_heads: 4,
-    };
+    let config = test_support::small(11);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     let cpu = Device::flex();
-    cpu.seed(seed);
-    checkpoint::save(&Gpt::new(&config, &cpu), &config, &path).unwrap();
+    let model = test_support::seeded_model(&config, seed, &cpu);
+    checkpoint::save(&model, &config, &path).unwrap();
     (dir, path, config)
 }
 

@@ -16,13 +16,7 @@ use crate::metrics::read_rows;
 use crate::parallel;
 
 fn shape() -> GptConfig {
-    GptConfig {
-        vocab_size: 11,
-        block_size: 8,
-        d_model: 16,
-        n_layers: 1,
-        n_heads: 2,
-    }
+    test_support::tiny(11)
 }
 
 /// Random-token batches; step `i` draws `i % 3 + 1` batches and trains on the last, so the
@@ -79,9 +73,9 @@ fn initial_model(device: &Device) -> Gpt {
     let dir = CHECKPOINT.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let plain = Device::flex();
-        plain.seed(3);
         let path = dir.path().join("init.safetensors");
-        model::checkpoint::save(&Gpt::new(&shape(), &plain), &shape(), &path).unwrap();
+        let model = test_support::seeded_model(&shape(), 3, &plain);
+        model::checkpoint::save(&model, &shape(), &path).unwrap();
         dir
     });
     model::checkpoint::load(&dir.path().join("init.safetensors"), device)
