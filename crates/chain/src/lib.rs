@@ -3,10 +3,9 @@
 //! that reads one: skills, evaluation, sampling, the playground, the report and the export.
 
 pub mod export;
-mod finished;
 pub mod layout;
 pub mod skills;
 mod stage;
 
-pub use finished::FinishedStage;
 pub use stage::{keys, Stage};
+pub use trainer::FinishedStage;

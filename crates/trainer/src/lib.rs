@@ -3,12 +3,14 @@
 //! metrics rows, snapshots, each step's randomness from (seed, step)), the supervised step
 //! SFT and CoT-SFT both run (`supervised`), AdamW with PyTorch's conventions, global-norm
 //! gradient clipping, the LR schedule, the optimizer step with its NaN guard, the metrics
-//! sink, the progress bar and the stage manifest. A stage writes only its step body.
+//! sink, the progress bar and the stage manifest, and the one reader of a finished stage folder (`FinishedStage`), beside
+//! its one writer (`outputs::save_stage`). A stage writes only its step body.
 
 pub mod clip;
 pub mod context;
 pub mod driver;
 pub mod files;
+mod finished;
 pub mod flat_adamw;
 pub mod frame;
 pub mod manifest;
@@ -26,6 +28,7 @@ pub mod tensors;
 
 pub use context::StageContext;
 pub use driver::{Cadence, Evaluator, LoopSettings, Row, Step, StepBody, TrainingLoop};
+pub use finished::FinishedStage;
 pub use frame::{OpenStage, Run};
 pub use manifest::Manifest;
 pub use metrics::MetricsSink;

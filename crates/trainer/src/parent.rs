@@ -1,9 +1,9 @@
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use data::hash::short;
-use model::{checkpoint, Gpt};
+use model::Gpt;
 
-use crate::{files, Manifest, StageContext};
+use crate::{files, FinishedStage, StageContext};
 
 /// The frozen reference (the parent) and the plain device it runs on: no autodiff, so no
 /// graph and no gradient can reach it.
@@ -22,15 +22,16 @@ pub fn load_parent(ctx: &StageContext, device: &Device) -> Result<Gpt> {
             ctx.stage
         );
     };
-    let manifest_path = dir.join(files::MANIFEST);
-    if !manifest_path.is_file() {
+    if !dir.join(files::MANIFEST).is_file() {
         bail!(
             "parent {} has no {}: run its stage first (or pass --from a finished stage folder)",
             dir.display(),
             files::MANIFEST
         );
     }
-    let manifest = Manifest::load(&manifest_path)?;
+    let loading = || format!("loading parent of {}", ctx.stage);
+    let parent = FinishedStage::open(dir).with_context(loading)?;
+    let manifest = parent.manifest()?;
     if manifest.tokenizer_hash != ctx.tokenizer.hash() {
         bail!(
             "parent {} was trained with tokenizer {} but this run's tokenizer is {}",
@@ -39,15 +40,13 @@ pub fn load_parent(ctx: &StageContext, device: &Device) -> Result<Gpt> {
             short(&ctx.tokenizer.hash())
         );
     }
-    let path = dir.join(files::CHECKPOINT);
-    let (model, shape) = checkpoint::load(&path, device)
-        .with_context(|| format!("loading parent of {}", ctx.stage))?;
-    if shape != ctx.model {
+    if parent.config != ctx.model {
         bail!(
-            "parent {} has model shape {shape:?}, this run expects {:?}",
-            path.display(),
+            "parent {} has model shape {:?}, this run expects {:?}",
+            parent.checkpoint().display(),
+            parent.config,
             ctx.model
         );
     }
-    Ok(model)
+    parent.model(device).with_context(loading)
 }

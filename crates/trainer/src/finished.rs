@@ -1,12 +1,13 @@
-//! A finished stage folder, read the one way every command reads it.
+//! A finished stage folder, read the one way every reader reads it: a stage loading its parent,
+//! and every command that evaluates, samples, serves, exports or measures a checkpoint.
 
 use std::path::{Path, PathBuf};
 
+use crate::{files, Manifest};
 use anyhow::{bail, Result};
 use burn::tensor::Device;
 use data::TextTokenizer;
 use model::{checkpoint, Gpt, GptConfig};
-use trainer::{files, Manifest};
 
 /// A stage folder's tokenizer and model shape, checked against each other; the weights and the
 /// manifest are read on demand (the export needs neither through Burn).
