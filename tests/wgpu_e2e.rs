@@ -1,13 +1,14 @@
 //! The GPU path computes what the CPU path computes: logits, gradients and optimizer steps of
 //! the same tiny model agree between wgpu and flex, although wgpu trains through its own layer
-//! norm, causal softmax and flat AdamW. Built only with `cargo test --release -p trainer --features wgpu --test wgpu`; CI runs it on Mesa's
-//! software Vulkan (lavapipe), where the first step JIT-compiles the kernels (about 40 s).
+//! norm, causal softmax and flat AdamW. Built only with xtask's `wgpu` feature: CI runs the
+//! whole suite with `--features xtask/wgpu` on Mesa's software Vulkan (lavapipe), where the
+//! first step JIT-compiles the kernels (about 40 s).
 #![cfg(feature = "wgpu")]
 
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use model::{checkpoint, DeviceChoice, Gpt, GptConfig};
+use model::{checkpoint, DeviceChoice, GptConfig};
 
 use test_support::{max_abs_diff, values};
 
