@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::Example;
+use super::example::Example;
 use crate::split::{split_of, Split};
 
 pub fn prompt(word: &str) -> String {
