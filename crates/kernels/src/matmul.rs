@@ -334,6 +334,8 @@ mod tests {
     /// without AVX-512 (`__inject_mod!(fma, f32, 8, V3, false)` in gemm-common): the products'
     /// AVX2 path, run even on a CPU with AVX-512, where gemm itself would pick its AVX-512 kernels.
     #[cfg(target_arch = "x86_64")]
+    // The only allowance of the workspace: these are `gemm::gemm`'s own 19 arguments, since the
+    // test passes this function where `gemm::gemm` goes (a `GemmFn`).
     #[allow(clippy::too_many_arguments)]
     unsafe fn gemm_avx2(
         m: usize,
