@@ -5,9 +5,8 @@
 //! beyond the noise between seeds. Finished stages are reused, as `pipeline` does.
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
-
 use chain::layout::{seed_dir, RUN_INFO, SWEEP_INFO};
+use clap::Args;
 
 use crate::lock::RunLock;
 use crate::pipeline::pipeline;

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::tensor::{Int, Tensor, TensorData};
-use chain::FinishedStage;
 use clap::Args;
 use data::tokenizer::END;
 use model::generate::{generate, SamplingOptions};
 use model::DeviceChoice;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+
+use crate::inference::LoadedStage;
 
 #[derive(Args)]
 pub struct LogitsArgs {
@@ -30,9 +31,8 @@ pub struct LogitsArgs {
 
 pub fn run(args: &LogitsArgs) -> Result<()> {
     let device = args.device.device().map_err(anyhow::Error::msg)?;
-    let stage = FinishedStage::open(&args.from)?;
-    let model = stage.model(&device)?;
-    let (config, tokenizer) = (&stage.config, &stage.tokenizer);
+    let stage = LoadedStage::load(&args.from, &device)?;
+    let (model, config, tokenizer) = (&stage.model, &stage.config, &stage.tokenizer);
     let ids = tokenizer
         .encode(&args.prompt)
         .context("encoding --prompt")?;
@@ -60,14 +60,8 @@ pub fn run(args: &LogitsArgs) -> Result<()> {
         stop_token: Some(tokenizer.symbol_id(END)?),
     };
     let mut rng = StdRng::seed_from_u64(0);
-    let completion = generate(
-        &model,
-        std::slice::from_ref(&ids),
-        greedy,
-        &mut rng,
-        &device,
-    )
-    .remove(0);
+    let completion =
+        generate(model, std::slice::from_ref(&ids), greedy, &mut rng, &device).remove(0);
     let json = serde_json::json!({
         "prompt": args.prompt,
         "ids": ids,

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chain::FinishedStage;
 use clap::Args;
 use model::generate::{generate, SamplingOptions};
 use model::DeviceChoice;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+
+use crate::inference::LoadedStage;
 
 #[derive(Args)]
 pub struct SampleArgs {
@@ -35,9 +36,8 @@ pub struct SampleArgs {
 /// context is re-fed from its last `block_size / 2` tokens.
 pub fn run(args: &SampleArgs) -> Result<()> {
     let device = args.device.device().map_err(anyhow::Error::msg)?;
-    let stage = FinishedStage::open(&args.from)?;
-    let model = stage.model(&device)?;
-    let (config, tokenizer) = (&stage.config, &stage.tokenizer);
+    let stage = LoadedStage::load(&args.from, &device)?;
+    let (model, config, tokenizer) = (&stage.model, &stage.config, &stage.tokenizer);
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut context = tokenizer
         .encode(&args.prompt)
@@ -56,7 +56,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
             top_k: args.top_k,
             stop_token: None,
         };
-        let new = generate(&model, &[context.clone()], options, &mut rng, &device).remove(0);
+        let new = generate(model, &[context.clone()], options, &mut rng, &device).remove(0);
         if new.is_empty() {
             break;
         }

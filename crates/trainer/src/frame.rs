@@ -120,7 +120,7 @@ mod tests {
     use data::tokenizer::{TokenizerConfig, TASK_ALPHABET};
     use data::TextTokenizer;
     use eval::EvalRow;
-    use model::{checkpoint, Gpt, GptConfig};
+    use model::{checkpoint, Gpt};
 
     use super::Run;
     use crate::{files, StageContext};
@@ -130,13 +130,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tokenizer =
             TextTokenizer::train(&TokenizerConfig::default(), &[TASK_ALPHABET]).unwrap();
-        let shape = GptConfig {
-            vocab_size: tokenizer.vocab_size(),
-            block_size: 8,
-            d_model: 16,
-            n_layers: 1,
-            n_heads: 2,
-        };
+        let shape = test_support::tiny(tokenizer.vocab_size());
         let ctx = StageContext {
             stage: "sft".into(),
             out_dir: dir.path().join("run/sft"),
