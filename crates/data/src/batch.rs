@@ -30,24 +30,6 @@ impl TokenizedExample {
     }
 }
 
-/// Prompts of one token length, each with its index in the list it came from.
-pub type LengthGroup = Vec<(usize, Vec<u32>)>;
-
-/// `prompts` tokenized and grouped by token length, shortest first, each with its index in
-/// `prompts`: a group decodes as one batch without padding (greedy evaluation, rollouts).
-pub fn group_by_token_length(
-    tokenizer: &TextTokenizer,
-    prompts: &[String],
-) -> Result<Vec<LengthGroup>> {
-    let mut by_length: std::collections::BTreeMap<usize, LengthGroup> =
-        std::collections::BTreeMap::new();
-    for (i, prompt) in prompts.iter().enumerate() {
-        let ids = tokenizer.encode(prompt)?;
-        by_length.entry(ids.len()).or_default().push((i, ids));
-    }
-    Ok(by_length.into_values().collect())
-}
-
 /// Tokenizes every example; one that does not fit the model's block, or has nothing to
 /// train on, is an error naming it.
 pub fn tokenize_all(

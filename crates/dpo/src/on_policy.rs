@@ -7,9 +7,8 @@ use data::tasks::digit_sum::{DigitSum, Mode, Verdict};
 use data::tasks::preference::PreferencePair;
 use data::TextTokenizer;
 use eval::sampled_completions;
+use model::generate::Streams;
 use model::Gpt;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 /// What sampling found: the pairs, and how many prompts had no mixed group.
 pub struct OnPolicyPairs {
@@ -34,8 +33,7 @@ pub fn sample_pairs(
         .iter()
         .flat_map(|p| std::iter::repeat_n(p.prompt(), samples))
         .collect();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let outputs = sampled_completions(model, tokenizer, &prompts, 1.0, &mut rng, device)?;
+    let outputs = sampled_completions(model, tokenizer, &prompts, 1.0, Streams::new(seed), device)?;
     let mut found = OnPolicyPairs {
         pairs: Vec::new(),
         prompts: problems.len(),

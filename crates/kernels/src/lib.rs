@@ -17,6 +17,7 @@
 
 pub mod attention;
 pub mod causal_softmax;
+pub mod decode;
 pub mod dispatch;
 pub mod fastmath;
 mod flex_buffer;

@@ -29,6 +29,10 @@ impl CausalSelfAttention {
         }
     }
 
+    pub fn n_heads(&self) -> usize {
+        self.n_heads
+    }
+
     /// `x`: `[B, T, d]` → `[B, T, d]`, position t attends to positions ≤ t.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let (q, k, v) = self.split_heads(x.clone());

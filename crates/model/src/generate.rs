@@ -1,10 +1,15 @@
-//! Autoregressive sampling with the KV cache. Logits of the last position come back to the
-//! host, where a seeded RNG draws the next token, so sampling is reproducible on every backend.
+//! Autoregressive sampling. Each row draws its tokens from its own seeded stream ([`Streams`]),
+//! on the host, so sampling is reproducible on every backend and for any batching. The CPU
+//! runs the decoder (`decode`); other devices the model's tensor forward pass with its KV cache.
+
+use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use kernels::KernelPath;
 use rand::rngs::StdRng;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
+use crate::decode;
 use crate::gpt::KvCache;
 use crate::Gpt;
 
@@ -19,17 +24,56 @@ pub struct SamplingOptions {
     pub stop_token: Option<u32>,
 }
 
-/// Continues every prompt in `prompts` (all the same length) and returns the new tokens of
-/// each row, cut after `stop_token`. Generation never runs past the model's block size.
-/// Each step feeds only the newest token and reuses the cached keys and values.
+/// Where each sampled row's random draws come from: row `i` of a call draws from its own
+/// stream, seeded from (`seed`, i). A row's tokens therefore depend on its stream alone, not
+/// on the batch it is decoded in, the other rows, the grouping of prompts or the thread count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streams {
+    seed: u64,
+}
+
+impl Streams {
+    pub fn new(seed: u64) -> Self {
+        Self { seed }
+    }
+
+    /// The streams of step `step` of a run seeded `seed`: rows draw from (seed, step, row).
+    pub fn for_step(seed: u64, step: u64) -> Self {
+        Self::new(mix(seed, step))
+    }
+
+    /// Row `row`'s stream.
+    pub fn row(self, row: usize) -> StdRng {
+        StdRng::seed_from_u64(mix(self.seed, row as u64))
+    }
+}
+
+/// SplitMix64's finaliser over both words: nearby (seed, index) pairs get unrelated seeds.
+fn mix(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Continues every prompt in `prompts` (of any lengths) and returns the new tokens of each
+/// row, cut after `stop_token`; row `i` draws from `streams.row(i)`. Generation never runs
+/// past the model's block size.
+///
+/// On the CPU this is the decoder (`decode`), one batch of rows per core; on a GPU, the tensor
+/// path ([`generate_with_tensors`]). Both give the same tokens for the same streams.
 pub fn generate(
     model: &Gpt,
     prompts: &[Vec<u32>],
     options: SamplingOptions,
-    rng: &mut StdRng,
+    streams: Streams,
     device: &Device,
 ) -> Vec<Vec<u32>> {
-    decode(model, prompts, options, rng, device, true, &mut |_, _| {})
+    if KernelPath::of(device).is_cpu() {
+        decode::generate(model, prompts, options, streams)
+    } else {
+        generate_with_tensors(model, prompts, options, streams, device, true)
+    }
 }
 
 /// [`generate`] for one prompt, handing each new token to `on_token` as soon as it is drawn
@@ -38,40 +82,58 @@ pub fn generate_streaming(
     model: &Gpt,
     prompt: &[u32],
     options: SamplingOptions,
-    rng: &mut StdRng,
+    streams: Streams,
     device: &Device,
     on_token: &mut dyn FnMut(u32),
 ) -> Vec<u32> {
+    if KernelPath::of(device).is_cpu() {
+        return decode::generate_streaming(model, prompt, options, streams, on_token);
+    }
     let prompts = [prompt.to_vec()];
-    decode(
-        model,
-        &prompts,
-        options,
-        rng,
-        device,
-        true,
-        &mut |_, token| on_token(token),
-    )
-    .remove(0)
+    let mut rngs = vec![streams.row(0)];
+    let mut on_row_token = |_, token| on_token(token);
+    decode_same_length(model, &prompts, options, &mut rngs, device, true, &mut on_row_token)
+        .remove(0)
 }
 
-/// [`generate`] without the KV cache: every step runs the whole sequence again. Same tokens
-/// for the same seed; kept as the baseline of the rollout benchmark.
-pub fn generate_without_cache(
+/// [`generate`] through the model's tensor forward pass, on any device: prompts of one length
+/// decode together, each step feeding the newest token with the KV cache (`use_cache`) or the
+/// whole sequence again (without it: the rollout benchmark's baseline). The reference the CPU
+/// decoder is tested against.
+pub fn generate_with_tensors(
     model: &Gpt,
     prompts: &[Vec<u32>],
     options: SamplingOptions,
-    rng: &mut StdRng,
+    streams: Streams,
     device: &Device,
+    use_cache: bool,
 ) -> Vec<Vec<u32>> {
-    decode(model, prompts, options, rng, device, false, &mut |_, _| {})
+    let mut by_length: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, prompt) in prompts.iter().enumerate() {
+        by_length.entry(prompt.len()).or_default().push(i);
+    }
+    let mut outputs = vec![Vec::new(); prompts.len()];
+    for rows in by_length.values().flat_map(|rows| rows.chunks(MAX_BATCH)) {
+        let group: Vec<Vec<u32>> = rows.iter().map(|&i| prompts[i].clone()).collect();
+        let mut rngs: Vec<StdRng> = rows.iter().map(|&i| streams.row(i)).collect();
+        let generated =
+            decode_same_length(model, &group, options, &mut rngs, device, use_cache, &mut |_, _| {});
+        for (&i, tokens) in rows.iter().zip(generated) {
+            outputs[i] = tokens;
+        }
+    }
+    outputs
 }
 
-fn decode(
+/// Rows the tensor path decodes together at most: bounds a GPU's memory for large
+/// evaluation sets.
+const MAX_BATCH: usize = 256;
+
+fn decode_same_length(
     model: &Gpt,
     prompts: &[Vec<u32>],
     options: SamplingOptions,
-    rng: &mut StdRng,
+    rngs: &mut [StdRng],
     device: &Device,
     use_cache: bool,
     on_token: &mut dyn FnMut(usize, u32),
@@ -109,7 +171,12 @@ fn decode(
             .expect("f32 logits");
         let mut next = Vec::with_capacity(batch);
         for (row, row_logits) in last.chunks(vocab).enumerate() {
-            let token = sample_token(row_logits, options.temperature, options.top_k, rng);
+            // A finished row draws nothing more: its stream is its own.
+            let token = if done[row] {
+                0
+            } else {
+                sample_token(row_logits, options.temperature, options.top_k, &mut rngs[row])
+            };
             if !done[row] {
                 outputs[row].push(token);
                 on_token(row, token);

@@ -1,7 +1,8 @@
 //! The lesson-01 GPT, shared unchanged by every stage.
 //!
 //! `config` holds the shape; `gpt`, `block`, `attention` and `mlp` the forward pass (with the
-//! KV cache for decoding), `init` the GPT-2 initialisation; `generate` the sampling loop;
+//! KV cache for decoding), `init` the GPT-2 initialisation; `generate` the sampling loop and `decode` the CPU's decoder
+//! behind it;
 //! `checkpoint` the safetensors I/O; `device` the one place a backend is chosen (and how many
 //! data-parallel shards it wants). The operations the forward pass is made of (`linear`,
 //! `causal_attention`, `gelu`, `layer_norm`) come from the `kernels` crate, which picks their
@@ -11,6 +12,7 @@ pub mod attention;
 pub mod block;
 pub mod checkpoint;
 pub mod config;
+pub mod decode;
 pub mod device;
 pub mod generate;
 pub mod gpt;

@@ -10,10 +10,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use data::tasks::recognise;
 use data::tokenizer::END;
-use model::generate::{generate_streaming, SamplingOptions};
+use model::generate::{generate_streaming, SamplingOptions, Streams};
 use model::DeviceChoice;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 
@@ -49,7 +47,8 @@ pub fn run(args: &ChatArgs) -> Result<()> {
     // A first session has no history yet.
     let _ = editor.load_history(&args.history);
     let mut temperature = args.temperature;
-    let mut rng = StdRng::seed_from_u64(args.seed);
+    // Each reply draws from its own streams, from (seed, turn).
+    let mut turn = 0u64;
     println!(
         "{} ({} positions). {HELP}",
         args.from.display(),
@@ -103,7 +102,9 @@ pub fn run(args: &ChatArgs) -> Result<()> {
         };
         let mut stdout = std::io::stdout();
         print!("{prompt}");
-        let tokens = generate_streaming(&stage.model, &ids, options, &mut rng, &device, &mut |t| {
+        turn += 1;
+        let streams = Streams::for_step(args.seed, turn);
+        let tokens = generate_streaming(&stage.model, &ids, options, streams, &device, &mut |t| {
             print!("{}", stage.tokenizer.decode(&[t]));
             let _ = stdout.flush();
         });

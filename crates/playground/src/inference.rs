@@ -9,10 +9,8 @@ use chain::FinishedStage;
 use data::tasks::recognise::{self, TaskVerdict};
 use data::tokenizer::END;
 use data::TextTokenizer;
-use model::generate::{generate, SamplingOptions};
+use model::generate::{generate, SamplingOptions, Streams};
 use model::{Gpt, GptConfig};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde::Serialize;
 
 pub struct LoadedStage {
@@ -106,12 +104,11 @@ impl LoadedStage {
             top_k: decoding.top_k,
             stop_token: Some(self.end),
         };
-        let mut rng = StdRng::seed_from_u64(decoding.seed);
         let ids = generate(
             &self.model,
             std::slice::from_ref(&prompt_ids),
             options,
-            &mut rng,
+            Streams::new(decoding.seed),
             device,
         )
         .remove(0);

@@ -7,10 +7,8 @@ use anyhow::{Context, Result};
 use burn::tensor::{Int, Tensor, TensorData};
 use clap::Args;
 use data::tokenizer::END;
-use model::generate::{generate, SamplingOptions};
+use model::generate::{generate, SamplingOptions, Streams};
 use model::DeviceChoice;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 use crate::inference::LoadedStage;
 
@@ -59,9 +57,9 @@ pub fn run(args: &LogitsArgs) -> Result<()> {
         top_k: 0,
         stop_token: Some(tokenizer.symbol_id(END)?),
     };
-    let mut rng = StdRng::seed_from_u64(0);
+    let streams = Streams::new(0); // greedy decoding draws nothing
     let completion =
-        generate(model, std::slice::from_ref(&ids), greedy, &mut rng, &device).remove(0);
+        generate(model, std::slice::from_ref(&ids), greedy, streams, &device).remove(0);
     let json = serde_json::json!({
         "prompt": args.prompt,
         "ids": ids,

@@ -4,10 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use model::generate::{generate, SamplingOptions};
+use model::generate::{generate, SamplingOptions, Streams};
 use model::DeviceChoice;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 use crate::inference::LoadedStage;
 
@@ -38,7 +36,6 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let device = args.device.device().map_err(anyhow::Error::msg)?;
     let stage = LoadedStage::load(&args.from, &device)?;
     let (model, config, tokenizer) = (&stage.model, &stage.config, &stage.tokenizer);
-    let mut rng = StdRng::seed_from_u64(args.seed);
     let mut context = tokenizer
         .encode(&args.prompt)
         .context("encoding --prompt")?;
@@ -49,14 +46,24 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     }
     print!("{}", args.prompt);
     let mut remaining = args.max_tokens;
-    while remaining > 0 {
+    // Each window of the sliding context draws from its own streams, from (seed, window).
+    for window in 0u64.. {
+        if remaining == 0 {
+            break;
+        }
         let options = SamplingOptions {
             max_new_tokens: remaining,
             temperature: args.temperature,
             top_k: args.top_k,
             stop_token: None,
         };
-        let new = generate(model, &[context.clone()], options, &mut rng, &device).remove(0);
+        let new = generate(
+            model,
+            &[context.clone()],
+            options,
+            Streams::for_step(args.seed, window),
+            &device,
+        ).remove(0);
         if new.is_empty() {
             break;
         }

@@ -1,13 +1,12 @@
-//! Rollouts: `group_size` samples per prompt from the current policy, KV-cached, batched over
-//! every prompt of the same token length.
+//! Rollouts: `group_size` samples per prompt from the current policy, every row of a step
+//! decoded together, each from its own random stream.
 
 use anyhow::Result;
 use burn::tensor::Device;
 use data::tokenizer::END;
 use data::TextTokenizer;
-use model::generate::{generate, SamplingOptions};
+use model::generate::{generate, SamplingOptions, Streams};
 use model::Gpt;
-use rand::rngs::StdRng;
 
 /// One sampled response.
 #[derive(Debug, Clone)]
@@ -30,13 +29,14 @@ pub struct RolloutOptions {
 }
 
 /// `group_size` rollouts for each prompt, returned prompt-major: rollouts
-/// `[i·group_size, (i+1)·group_size)` answer prompt i.
+/// `[i·group_size, (i+1)·group_size)` answer prompt i, and rollout `j` draws from
+/// `streams.row(j)`.
 pub fn rollouts(
     model: &Gpt,
     tokenizer: &TextTokenizer,
     prompts: &[String],
     options: RolloutOptions,
-    rng: &mut StdRng,
+    streams: Streams,
     device: &Device,
 ) -> Result<Vec<Rollout>> {
     let RolloutOptions {
@@ -45,34 +45,30 @@ pub fn rollouts(
         top_k,
     } = options;
     let end = tokenizer.symbol_id(END)?;
-    let by_length = data::batch::group_by_token_length(tokenizer, prompts)?;
-    let mut slots: Vec<Option<Rollout>> = vec![None; prompts.len() * group_size];
-    for group in &by_length {
-        let rows: Vec<Vec<u32>> = group
-            .iter()
-            .flat_map(|(_, ids)| std::iter::repeat_n(ids.clone(), group_size))
-            .collect();
-        let options = SamplingOptions {
-            max_new_tokens: model.block_size(),
-            temperature,
-            top_k,
-            stop_token: Some(end),
-        };
-        let generated = generate(model, &rows, options, rng, device);
-        for (row, completion) in generated.into_iter().enumerate() {
-            let (prompt_index, ids) = &group[row / group_size];
-            let slot = prompt_index * group_size + row % group_size;
-            slots[slot] = Some(Rollout {
-                prompt_index: *prompt_index,
-                prompt: ids.clone(),
-                clipped: completion.last() != Some(&end),
-                text: tokenizer.decode(&completion),
-                completion,
-            });
-        }
-    }
-    Ok(slots
+    let encoded = prompts
+        .iter()
+        .map(|prompt| tokenizer.encode(prompt))
+        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<Vec<u32>> = encoded
+        .iter()
+        .flat_map(|ids| std::iter::repeat_n(ids.clone(), group_size))
+        .collect();
+    let options = SamplingOptions {
+        max_new_tokens: model.block_size(),
+        temperature,
+        top_k,
+        stop_token: Some(end),
+    };
+    let generated = generate(model, &rows, options, streams, device);
+    Ok(generated
         .into_iter()
-        .map(|r| r.expect("every slot sampled"))
+        .enumerate()
+        .map(|(row, completion)| Rollout {
+            prompt_index: row / group_size,
+            prompt: encoded[row / group_size].clone(),
+            clipped: completion.last() != Some(&end),
+            text: tokenizer.decode(&completion),
+            completion,
+        })
         .collect())
 }

@@ -11,6 +11,7 @@ use burn::tensor::Device;
 use data::tasks::digit_sum::DigitSum;
 use data::tokenizer::PAD;
 use data::TextTokenizer;
+use model::generate::Streams;
 use model::Gpt;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -101,7 +102,10 @@ impl<'a> GrpoStep<'a> {
             top_k: self.config.top_k,
         };
         let plain = self.loss.reference.device;
-        let sampled = rollouts(policy, tokenizer, &prompts, options, rng, plain)?;
+        // The step's generator is drawn from (seed, step): each row of this draw gets its
+        // own stream from it, so the samples do not depend on how the rows are decoded.
+        let streams = Streams::new(rng.random());
+        let sampled = rollouts(policy, tokenizer, &prompts, options, streams, plain)?;
         let groups = sampled.chunks(options.group_size).map(|rollouts| {
             let rewards: Vec<f64> = rollouts
                 .iter()

@@ -1,0 +1,543 @@
+//! The kernels of a decode step: one new token per row, against a KV cache, on plain host
+//! buffers that the decoder (`model::decode`) allocates once.
+//!
+//! A decode step is a few rows at one position each. As tensor operations it was dozens of tiny
+//! dispatches and allocations per token, which took more time than the arithmetic; here each
+//! step is a handful of calls on slices:
+//! - [`rows_times_matrix`]: `out = x · W + b` (or `out += …`, the residual add) for every row;
+//! - [`layer_norm_rows`]: a layer norm per row;
+//! - [`attend_cached`]: one row's attention over the keys and values of its cache;
+//! - [`gelu_rows`]: the exact GELU in place.
+//!
+//! **A row's numbers depend on nothing but the row.** Every output element is computed by the
+//! same sequence of operations whatever the vector unit, the register tile the row falls in, the
+//! other rows of the batch or the thread that runs it: a product is one fused multiply-add chain
+//! along k (vectors only widen the tile across columns), and a sum runs in 16 fixed lanes. So a
+//! row's tokens do not depend on the batch, the thread count, or whether the CPU has AVX-512.
+
+use crate::fastmath::exp_f32;
+use crate::gelu::gelu_f32;
+use crate::simd::{simd_kernel, SimdLevel};
+
+/// `out[r] = x[r] · W + bias` for every row r of `x` (`[rows, k]`), with W `[k, n]` row-major
+/// and `bias` `[n]` or empty; with `accumulate`, `out[r] += x[r] · W + bias` (a residual add).
+pub fn rows_times_matrix(
+    x: &[f32],
+    weight: &[f32],
+    n: usize,
+    bias: &[f32],
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    rows_times_matrix_at(SimdLevel::active(), x, weight, n, bias, out, accumulate)
+}
+
+/// [`rows_times_matrix`] on the register tiles of `level` (capped at what the CPU supports),
+/// for the tests that hold the levels to the same bits.
+pub fn rows_times_matrix_at(
+    level: SimdLevel,
+    x: &[f32],
+    weight: &[f32],
+    n: usize,
+    bias: &[f32],
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let mut product = Product::new(x, weight, n, bias, out, accumulate);
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the level is capped at what `supported()` found on this CPU.
+        match level.min(SimdLevel::supported()) {
+            SimdLevel::Avx512 => return unsafe { x86::avx512(&mut product) },
+            SimdLevel::Avx2 => return unsafe { x86::avx2(&mut product) },
+            SimdLevel::Baseline => {}
+        }
+    }
+    let _ = level;
+    // SAFETY: `f32` lanes need no CPU feature.
+    unsafe { product.run::<f32, f32, 4, 8>() }
+}
+
+/// A vector of f32 lanes: what a register tile is made of. Every operation is the lane-wise
+/// f32 one (`fma` rounds once, as `f32::mul_add`), so the lane count changes nothing but speed.
+trait Lanes: Copy {
+    const N: usize;
+    /// # Safety
+    /// For every method: the CPU has the vector unit; pointers are valid for `N` floats.
+    unsafe fn zero() -> Self;
+    unsafe fn splat(value: f32) -> Self;
+    unsafe fn load(from: *const f32) -> Self;
+    unsafe fn store(self, to: *mut f32);
+    /// `a · b + c`, rounded once.
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self;
+    unsafe fn add(a: Self, b: Self) -> Self;
+}
+
+impl Lanes for f32 {
+    const N: usize = 1;
+    unsafe fn zero() -> Self {
+        0.0
+    }
+    unsafe fn splat(value: f32) -> Self {
+        value
+    }
+    unsafe fn load(from: *const f32) -> Self {
+        unsafe { *from }
+    }
+    unsafe fn store(self, to: *mut f32) {
+        unsafe { *to = self }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        a.mul_add(b, c)
+    }
+    unsafe fn add(a: Self, b: Self) -> Self {
+        a + b
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{Lanes, Product};
+
+    /// 8 rows × 32 columns: 16 accumulators of the 32 registers, 2 for W, 8 broadcasts.
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+    pub unsafe fn avx512(product: &mut Product) {
+        unsafe { product.run::<__m512, __m256, 6, 4>() }
+    }
+
+    /// 4 rows × 24 columns: 12 accumulators of the 16 registers, 3 for W, 1 broadcast.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2(product: &mut Product) {
+        unsafe { product.run::<__m256, __m256, 6, 2>() }
+    }
+
+    impl Lanes for __m512 {
+        const N: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn splat(value: f32) -> Self {
+            unsafe { _mm512_set1_ps(value) }
+        }
+        #[inline(always)]
+        unsafe fn load(from: *const f32) -> Self {
+            unsafe { _mm512_loadu_ps(from) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, to: *mut f32) {
+            unsafe { _mm512_storeu_ps(to, self) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: Self, b: Self) -> Self {
+            unsafe { _mm512_add_ps(a, b) }
+        }
+    }
+
+    impl Lanes for __m256 {
+        const N: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn splat(value: f32) -> Self {
+            unsafe { _mm256_set1_ps(value) }
+        }
+        #[inline(always)]
+        unsafe fn load(from: *const f32) -> Self {
+            unsafe { _mm256_loadu_ps(from) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, to: *mut f32) {
+            unsafe { _mm256_storeu_ps(to, self) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: Self, b: Self) -> Self {
+            unsafe { _mm256_add_ps(a, b) }
+        }
+    }
+}
+
+/// One `x · W` product, walked in column panels and row tiles held in registers.
+struct Product<'a> {
+    x: &'a [f32],
+    weight: &'a [f32],
+    bias: &'a [f32],
+    out: &'a mut [f32],
+    rows: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+}
+
+impl<'a> Product<'a> {
+    fn new(
+        x: &'a [f32],
+        weight: &'a [f32],
+        n: usize,
+        bias: &'a [f32],
+        out: &'a mut [f32],
+        accumulate: bool,
+    ) -> Self {
+        assert!(n > 0 && weight.len().is_multiple_of(n), "W is not [k, {n}]");
+        let k = weight.len() / n;
+        assert!(k > 0 && x.len().is_multiple_of(k), "x is not [rows, {k}]");
+        let rows = x.len() / k;
+        assert_eq!(out.len(), rows * n, "out is not [{rows}, {n}]");
+        assert!(bias.is_empty() || bias.len() == n, "bias is not [{n}]");
+        Self {
+            x,
+            weight,
+            bias,
+            out,
+            rows,
+            k,
+            n,
+            accumulate,
+        }
+    }
+
+    /// Column panels of C vectors `V` (then single vectors `V`, then vectors `H`, then single
+    /// columns), each over every row tile, so that a panel of W stays in cache while the rows
+    /// pass over it.
+    ///
+    /// # Safety
+    /// The CPU has the vector units of `V` and `H`.
+    #[inline(always)]
+    unsafe fn run<V: Lanes, H: Lanes, const R: usize, const C: usize>(&mut self) {
+        unsafe {
+            let mut column = 0;
+            while column + C * V::N <= self.n {
+                self.panel::<V, R, C>(column);
+                column += C * V::N;
+            }
+            while column + V::N <= self.n {
+                self.panel::<V, R, 1>(column);
+                column += V::N;
+            }
+            while column + H::N <= self.n {
+                self.panel::<H, R, 1>(column);
+                column += H::N;
+            }
+            while column < self.n {
+                self.panel::<f32, R, 1>(column);
+                column += 1;
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`run`](Self::run), and `column + C · V::N <= n`.
+    #[inline(always)]
+    unsafe fn panel<V: Lanes, const R: usize, const C: usize>(&mut self, column: usize) {
+        unsafe {
+            let mut row = 0;
+            while row + R <= self.rows {
+                self.tile::<V, R, C>(row, column);
+                row += R;
+            }
+            // The last rows in tiles of 4, 2 and 1 (an R = 8 tile would otherwise leave up to
+            // 7 rows to single-row tiles).
+            if R > 4 && row + 4 <= self.rows {
+                self.tile::<V, 4, C>(row, column);
+                row += 4;
+            }
+            if R > 2 && row + 2 <= self.rows {
+                self.tile::<V, 2, C>(row, column);
+                row += 2;
+            }
+            while row < self.rows {
+                self.tile::<V, 1, C>(row, column);
+                row += 1;
+            }
+        }
+    }
+
+    /// Rows `row..row + R`, columns `column..column + C·V::N`: R × C vector accumulators, each
+    /// lane one FMA chain over k in order; then the bias is added, and the sum stored or added
+    /// to `out`.
+    ///
+    /// # Safety
+    /// As [`panel`](Self::panel), and `row + R <= rows`: every pointer below then stays inside
+    /// its slice (`Product::new` checked the slices' lengths).
+    #[inline(always)]
+    unsafe fn tile<V: Lanes, const R: usize, const C: usize>(&mut self, row: usize, column: usize) {
+        unsafe {
+            let (k, n) = (self.k, self.n);
+            let x = self.x.as_ptr().add(row * k);
+            let weight = self.weight.as_ptr().add(column);
+            let mut acc = [[V::zero(); C]; R];
+            for kk in 0..k {
+                let w_row = weight.add(kk * n);
+                let mut w = [V::zero(); C];
+                for (c, w) in w.iter_mut().enumerate() {
+                    *w = V::load(w_row.add(c * V::N));
+                }
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let xv = V::splat(*x.add(r * k + kk));
+                    for (acc, &w) in acc.iter_mut().zip(&w) {
+                        *acc = V::fma(xv, w, *acc);
+                    }
+                }
+            }
+            let out = self.out.as_mut_ptr().add(row * n + column);
+            for (r, acc) in acc.iter().enumerate() {
+                for (c, &acc) in acc.iter().enumerate() {
+                    let at = out.add(r * n + c * V::N);
+                    let mut value = acc;
+                    if !self.bias.is_empty() {
+                        value = V::add(value, V::load(self.bias.as_ptr().add(column + c * V::N)));
+                    }
+                    if self.accumulate {
+                        value = V::add(V::load(at), value);
+                    }
+                    value.store(at);
+                }
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// `out[r] = (x[r] − mean) / sqrt(var + epsilon) · gamma + beta` for every row of `x`
+    /// (`[rows, d]`, d = `gamma.len()`), the biased variance, as Burn's `LayerNorm`.
+    pub fn layer_norm_rows(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f32, out: &mut [f32]) {
+        let d = gamma.len();
+        for (x, out) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let mean = sum(x) / d as f32;
+            for (out, &x) in out.iter_mut().zip(x) {
+                *out = (x - mean) * (x - mean);
+            }
+            let std = (sum(out) / d as f32 + epsilon).sqrt();
+            for (((out, &x), &gamma), &beta) in out.iter_mut().zip(x).zip(gamma).zip(beta) {
+                *out = (x - mean) / std * gamma + beta;
+            }
+        }
+    }
+}
+
+/// One row's cache in one layer, and how much of it is filled.
+///
+/// Keys are cached transposed, `[heads, head_dim, capacity]`, so that the scores are one FMA
+/// chain over the head dimension for each position, vectorised across positions; values are
+/// `[heads, capacity, head_dim]`.
+#[derive(Clone, Copy)]
+pub struct CachedRow<'a> {
+    pub keys: &'a [f32],
+    pub values: &'a [f32],
+    pub head_dim: usize,
+    pub capacity: usize,
+    /// Positions filled, the newest included.
+    pub len: usize,
+}
+
+simd_kernel! {
+    /// One row's causal attention at its newest position: for each head, the scores of `q`
+    /// against the first `len` cached keys, softmax(scale · scores), and the weighted sum of the
+    /// cached values, into `out` (`[heads · head_dim]`, like `q`).
+    ///
+    /// `scores` holds at least `cache.len` floats.
+    pub fn attend_cached(q: &[f32], cache: CachedRow<'_>, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+        let CachedRow { keys, values, head_dim, capacity, len } = cache;
+        let head_cache = head_dim * capacity;
+        let scores = &mut scores[..len];
+        for (head, (q, out)) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)).enumerate() {
+            let keys = &keys[head * head_cache..(head + 1) * head_cache];
+            let values = &values[head * head_cache..(head + 1) * head_cache];
+            scores.fill(0.0);
+            for (&q, keys) in q.iter().zip(keys.chunks_exact(capacity)) {
+                for (score, &key) in scores.iter_mut().zip(&keys[..len]) {
+                    *score = q.mul_add(key, *score);
+                }
+            }
+            // The fused causal softmax's arithmetic: exp((s − max) · scale), then · 1/Σ.
+            let max = max(scores);
+            for score in scores.iter_mut() {
+                *score = exp_f32((*score - max) * scale);
+            }
+            let inverse_sum = 1.0 / sum(scores);
+            for score in scores.iter_mut() {
+                *score *= inverse_sum;
+            }
+            out.fill(0.0);
+            for (&p, value) in scores.iter().zip(values.chunks_exact(head_dim)) {
+                for (out, &v) in out.iter_mut().zip(value) {
+                    *out = p.mul_add(v, *out);
+                }
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// `x = GELU(x)`, the exact (erf) form, element by element.
+    pub fn gelu_rows(x: &mut [f32]) {
+        for x in x.iter_mut() {
+            *x = gelu_f32(*x);
+        }
+    }
+}
+
+/// 16 fixed lanes: the same sum on every vector unit.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += x;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn max(values: &[f32]) -> f32 {
+    values.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, salt: u32) -> Vec<f32> {
+        (0..len as u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ salt) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    /// Every tile shape (full tiles, the 4/2/1-row rest, the 16/8/1-column rest) gives each
+    /// element exactly the f64-checked value of one FMA chain, on every vector unit, and the
+    /// units agree bit for bit.
+    #[test]
+    fn every_level_and_tile_computes_the_same_bits() {
+        for (rows, k, n) in [(16, 128, 384), (13, 64, 80), (7, 33, 57), (1, 5, 3)] {
+            let (x, weight, bias) = (values(rows * k, 1), values(k * n, 2), values(n, 3));
+            let mut want = vec![0.0f32; rows * n];
+            for r in 0..rows {
+                for c in 0..n {
+                    let mut acc = 0.0f32;
+                    for kk in 0..k {
+                        acc = x[r * k + kk].mul_add(weight[kk * n + c], acc);
+                    }
+                    want[r * n + c] = 0.5 + (acc + bias[c]);
+                }
+            }
+            for level in SimdLevel::ALL {
+                let mut out = vec![0.5f32; rows * n];
+                rows_times_matrix_at(level, &x, &weight, n, &bias, &mut out, true);
+                let same = out.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{level:?} at rows {rows} k {k} n {n}");
+            }
+            // The last row alone gives that row's bits from the batch (a row is its own).
+            let last = rows - 1;
+            let mut alone = vec![0.0f32; n];
+            rows_times_matrix(&x[last * k..], &weight, n, &[], &mut alone, false);
+            let mut batch = vec![0.0f32; rows * n];
+            rows_times_matrix(&x, &weight, n, &[], &mut batch, false);
+            assert_eq!(alone, batch[last * n..]);
+        }
+    }
+
+    /// The cached attention of the last position is the softmax-weighted mean of the values
+    /// (checked in f64), and every vector unit gives the same bits.
+    #[test]
+    fn cached_attention_matches_the_definition_on_every_level() {
+        let (heads, head_dim, capacity, len) = (3, 32, 20, 17);
+        let q = values(heads * head_dim, 4);
+        let keys = values(heads * head_dim * capacity, 5);
+        let vals = values(heads * capacity * head_dim, 6);
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let mut outs = Vec::new();
+        for level in SimdLevel::ALL {
+            let (mut scores, mut out) = (vec![0.0; capacity], vec![0.0; heads * head_dim]);
+            let cache = CachedRow {
+                keys: &keys,
+                values: &vals,
+                head_dim,
+                capacity,
+                len,
+            };
+            attend_cached::at(level, &q, cache, scale, &mut scores, &mut out);
+            outs.push(out);
+        }
+        assert!(outs.windows(2).all(|w| w[0] == w[1]), "levels disagree");
+        for h in 0..heads {
+            let score = |t: usize| -> f64 {
+                (0..head_dim)
+                    .map(|j| {
+                        q[h * head_dim + j] as f64
+                            * keys[h * head_dim * capacity + j * capacity + t] as f64
+                    })
+                    .sum::<f64>()
+                    * scale as f64
+            };
+            let weights: Vec<f64> = (0..len).map(|t| score(t).exp()).collect();
+            let total: f64 = weights.iter().sum();
+            for j in 0..head_dim {
+                let want: f64 = (0..len)
+                    .map(|t| weights[t] / total * vals[h * capacity * head_dim + t * head_dim + j] as f64)
+                    .sum();
+                let got = outs[0][h * head_dim + j] as f64;
+                assert!((got - want).abs() < 1e-5, "head {h} dim {j}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_rows_normalises_each_row() {
+        let (d, rows) = (48, 3);
+        let x = values(rows * d, 7);
+        let (gamma, beta) = (values(d, 8), values(d, 9));
+        let mut out = vec![0.0; rows * d];
+        layer_norm_rows(&x, &gamma, &beta, 1e-5, &mut out);
+        for r in 0..rows {
+            let row = &x[r * d..(r + 1) * d];
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+            for i in 0..d {
+                let want = (row[i] as f64 - mean) / (var + 1e-5).sqrt() * gamma[i] as f64
+                    + beta[i] as f64;
+                assert!((out[r * d + i] as f64 - want).abs() < 1e-5);
+            }
+        }
+    }
+}
+#[cfg(test)]
+mod tmp_speed {
+    use super::*;
+    #[test]
+    fn speed() {
+        for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+            for (rows, k, n) in [(16, 128, 384), (16, 128, 512), (16, 512, 128), (16,128,80), (32,128,384)] {
+                let x = vec![0.5f32; rows * k];
+                let w = vec![0.25f32; k * n];
+                let mut out = vec![0.0f32; rows * n];
+                let iters = 20000;
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    rows_times_matrix_at(level, &x, &w, n, &[], &mut out, true);
+                }
+                let s = start.elapsed().as_secs_f64();
+                println!("{level:?} {rows}x{k}x{n}: {:.1} GFLOP/s", (2 * rows * k * n * iters) as f64 / s / 1e9);
+            }
+        }
+        println!("peak avx2 {:.1} avx512 {:.1}", crate::peak::fma_peak_gflops(SimdLevel::Avx2), crate::peak::fma_peak_gflops(SimdLevel::Avx512));
+    }
+}

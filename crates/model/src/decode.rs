@@ -1,0 +1,406 @@
+//! The CPU's decoder: sampling one token per row per step against a KV cache that is
+//! allocated once, on plain host buffers and the `kernels::decode` kernels.
+//!
+//! The tensor path (`generate::generate_with_tensors`) runs a decode step as dozens of tiny
+//! tensor operations, each with its own dispatch and allocation. Here a step is, per layer: a
+//! layer norm, the QKV product, each row's attention over its own cache, the output product
+//! added to the residual, a layer norm, the MLP's two products with GELU between. Nothing is
+//! allocated after the start.
+//!
+//! - **Rows are independent.** Each row has its own position (prompts of any length decode
+//!   together: a row reads its prompt one token a step, then samples), its own cache and its
+//!   own random stream ([`Streams`]); a finished row leaves the batch. The kernels give a row
+//!   the same bits whatever the other rows, so the rows are split into one batch per core and
+//!   the tokens do not depend on the thread count.
+//! - **The same model.** The logits are the tensor path's to float rounding (products in
+//!   another order), so the same streams draw the same tokens (`tests.rs`).
+
+use burn::nn::LayerNorm;
+use burn::tensor::Tensor;
+use kernels::decode::{attend_cached, gelu_rows, layer_norm_rows, rows_times_matrix, CachedRow};
+use kernels::layer_norm::EPSILON;
+use rand::rngs::StdRng;
+use rayon::prelude::*;
+
+use crate::generate::{sample_token, SamplingOptions, Streams};
+use crate::Gpt;
+
+/// Rows one batch decodes together at most; more prompts make more batches.
+const MAX_ROWS: usize = 32;
+
+/// Continues every prompt (any lengths) on the CPU; row `i` draws from `streams.row(i)`.
+/// Returns each row's new tokens, cut after `options.stop_token`.
+pub fn generate(
+    model: &Gpt,
+    prompts: &[Vec<u32>],
+    options: SamplingOptions,
+    streams: Streams,
+) -> Vec<Vec<u32>> {
+    let weights = DecoderWeights::of(model);
+    let rows: Vec<usize> = (0..prompts.len()).collect();
+    let per_batch = rows
+        .len()
+        .div_ceil(rayon::current_num_threads())
+        .clamp(1, MAX_ROWS);
+    rows.par_chunks(per_batch)
+        .map(|rows| Batch::new(&weights, prompts, rows, options, streams).run(&mut |_, _| {}))
+        .collect::<Vec<_>>()
+        .concat()
+}
+
+/// [`generate`] for one prompt on the calling thread, handing each new token to `on_token` as
+/// soon as it is drawn.
+pub fn generate_streaming(
+    model: &Gpt,
+    prompt: &[u32],
+    options: SamplingOptions,
+    streams: Streams,
+    on_token: &mut dyn FnMut(u32),
+) -> Vec<u32> {
+    let weights = DecoderWeights::of(model);
+    let prompts = [prompt.to_vec()];
+    Batch::new(&weights, &prompts, &[0], options, streams)
+        .run(&mut |_, token| on_token(token))
+        .remove(0)
+}
+
+/// The logits the decoder computes at every position of `tokens`, read as one row's prompt:
+/// `[len, vocab]`, what its agreement with the tensor forward pass is tested on.
+pub fn logits_along(model: &Gpt, tokens: &[u32]) -> Vec<f32> {
+    let weights = DecoderWeights::of(model);
+    let prompts = [tokens.to_vec()];
+    let options = SamplingOptions {
+        max_new_tokens: 0,
+        temperature: 0.0,
+        top_k: 0,
+        stop_token: None,
+    };
+    let mut batch = Batch::new(&weights, &prompts, &[0], options, Streams::new(0));
+    batch.active = vec![0];
+    batch.fill_slots();
+    batch.forward();
+    let padded = weights.padded_vocab;
+    batch.logits[..tokens.len() * padded]
+        .chunks_exact(padded)
+        .flat_map(|row| &row[..weights.vocab])
+        .copied()
+        .collect()
+}
+
+/// The model's parameters as host buffers, laid out for decoding.
+struct DecoderWeights {
+    d: usize,
+    heads: usize,
+    vocab: usize,
+    /// The vocabulary rounded up to 16, so that the head's product runs in whole vectors.
+    padded_vocab: usize,
+    block_size: usize,
+    token_embedding: Vec<f32>,
+    position_embedding: Vec<f32>,
+    layers: Vec<LayerWeights>,
+    ln_f: Norm,
+    /// The tied head `Eᵀ`, `[d, padded_vocab]`, zero in the padding columns.
+    head: Vec<f32>,
+}
+
+struct LayerWeights {
+    ln1: Norm,
+    qkv: Vec<f32>,
+    proj: Vec<f32>,
+    ln2: Norm,
+    fc: Vec<f32>,
+    fc_bias: Vec<f32>,
+    proj2: Vec<f32>,
+    proj2_bias: Vec<f32>,
+}
+
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+fn host<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 parameters")
+}
+
+impl Norm {
+    fn of(norm: &LayerNorm) -> Self {
+        let gamma = host(norm.gamma.val());
+        let beta = match &norm.beta {
+            Some(beta) => host(beta.val()),
+            None => vec![0.0; gamma.len()],
+        };
+        Self { gamma, beta }
+    }
+
+    fn apply(&self, x: &[f32], out: &mut [f32]) {
+        layer_norm_rows(x, &self.gamma, &self.beta, EPSILON as f32, out);
+    }
+}
+
+impl DecoderWeights {
+    fn of(model: &Gpt) -> Self {
+        let [vocab, d] = model.token_embedding.dims();
+        let token_embedding = host(model.token_embedding.val());
+        let padded_vocab = vocab.next_multiple_of(16);
+        let mut head = vec![0.0; d * padded_vocab];
+        for (token, row) in token_embedding.chunks_exact(d).enumerate() {
+            for (i, &value) in row.iter().enumerate() {
+                head[i * padded_vocab + token] = value;
+            }
+        }
+        let layers = model
+            .blocks
+            .iter()
+            .map(|block| LayerWeights {
+                ln1: Norm::of(&block.ln1),
+                qkv: host(block.attn.qkv.val()),
+                proj: host(block.attn.proj.val()),
+                ln2: Norm::of(&block.ln2),
+                fc: host(block.mlp.fc_weight.val()),
+                fc_bias: host(block.mlp.fc_bias.val()),
+                proj2: host(block.mlp.proj_weight.val()),
+                proj2_bias: host(block.mlp.proj_bias.val()),
+            })
+            .collect();
+        Self {
+            d,
+            heads: model.blocks.first().map_or(1, |block| block.attn.n_heads()),
+            vocab,
+            padded_vocab,
+            block_size: model.block_size(),
+            token_embedding,
+            position_embedding: host(model.position_embedding.val()),
+            layers,
+            ln_f: Norm::of(&model.ln_f),
+            head,
+        }
+    }
+}
+
+/// One row: its prompt, what it has written, and its random stream.
+struct Row<'p> {
+    prompt: &'p [u32],
+    /// Positions in its cache: 0 before its prompt is read.
+    cached: usize,
+    /// New tokens it may still write: `max_new_tokens`, within the block size.
+    budget: usize,
+    output: Vec<u32>,
+    rng: StdRng,
+}
+
+impl Row<'_> {
+    /// The tokens the next step feeds, from position `cached` on: the whole prompt at first,
+    /// then the token drawn last.
+    fn pending(&self) -> &[u32] {
+        match self.output.last() {
+            None => self.prompt,
+            Some(last) => std::slice::from_ref(last),
+        }
+    }
+}
+
+/// One token a step computes: a row's token at a position.
+#[derive(Clone, Copy)]
+struct Slot {
+    row: usize,
+    position: usize,
+    token: u32,
+}
+
+/// The rows one thread decodes together, their caches, and the step's activations, all
+/// allocated once.
+struct Batch<'a> {
+    weights: &'a DecoderWeights,
+    options: SamplingOptions,
+    rows: Vec<Row<'a>>,
+    /// Indices into `rows` of the rows still writing.
+    active: Vec<usize>,
+    /// This step's tokens, a row's in order of position: its whole prompt in the first step
+    /// (read in one pass, as the tensor path's prefill), then one token.
+    slots: Vec<Slot>,
+    /// Per row and layer: keys `[d, capacity]` (heads × head_dim by position), and values
+    /// `[heads, capacity, head_dim]`.
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    x: Vec<f32>,
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attended: Vec<f32>,
+    hidden: Vec<f32>,
+    logits: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+impl<'a> Batch<'a> {
+    /// The rows `indices` of `prompts`; row `i` draws from `streams.row(i)`.
+    fn new(
+        weights: &'a DecoderWeights,
+        prompts: &'a [Vec<u32>],
+        indices: &[usize],
+        options: SamplingOptions,
+        streams: Streams,
+    ) -> Self {
+        let (d, capacity) = (weights.d, weights.block_size);
+        let rows: Vec<Row> = indices
+            .iter()
+            .map(|&i| {
+                let prompt = &prompts[i];
+                assert!(!prompt.is_empty(), "an empty prompt has nothing to continue");
+                assert!(
+                    prompt.len() <= capacity,
+                    "sequence of {} tokens exceeds block_size {capacity}",
+                    prompt.len()
+                );
+                Row {
+                    prompt,
+                    cached: 0,
+                    budget: options.max_new_tokens.min(capacity - prompt.len()),
+                    output: Vec::new(),
+                    rng: streams.row(i),
+                }
+            })
+            .collect();
+        let active = (0..rows.len()).filter(|&r| rows[r].budget > 0).collect();
+        // The first step reads every prompt: the most slots a step has.
+        let slots = rows.iter().map(|row| row.prompt.len()).sum::<usize>();
+        let cache = rows.len() * weights.layers.len() * d * capacity;
+        Self {
+            weights,
+            options,
+            rows,
+            active,
+            slots: Vec::with_capacity(slots),
+            keys: vec![0.0; cache],
+            values: vec![0.0; cache],
+            x: vec![0.0; slots * d],
+            normed: vec![0.0; slots * d],
+            qkv: vec![0.0; slots * 3 * d],
+            attended: vec![0.0; slots * d],
+            hidden: vec![0.0; slots * 4 * d],
+            logits: vec![0.0; slots * weights.padded_vocab],
+            scores: vec![0.0; capacity],
+        }
+    }
+
+    /// Steps until every row has stopped or spent its budget; `on_token(row, token)` sees each
+    /// new token as it is drawn.
+    fn run(mut self, on_token: &mut dyn FnMut(usize, u32)) -> Vec<Vec<u32>> {
+        while !self.active.is_empty() {
+            self.fill_slots();
+            self.forward();
+            self.advance(on_token);
+        }
+        self.rows.into_iter().map(|row| row.output).collect()
+    }
+
+    /// Every active row's pending tokens, at the positions after its cache.
+    fn fill_slots(&mut self) {
+        self.slots.clear();
+        for &r in &self.active {
+            let row = &self.rows[r];
+            for (i, &token) in row.pending().iter().enumerate() {
+                self.slots.push(Slot {
+                    row: r,
+                    position: row.cached + i,
+                    token,
+                });
+            }
+        }
+    }
+
+    /// Logits of every slot's token at its position, into `logits`. A slot's key and value
+    /// enter its row's cache before its attention, so a row's prompt tokens, in order, each
+    /// see the ones before them.
+    fn forward(&mut self) {
+        let w = self.weights;
+        let (d, n) = (w.d, self.slots.len());
+        let head_dim = d / w.heads;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let capacity = w.block_size;
+        let layer_cache = d * capacity;
+        let x = &mut self.x[..n * d];
+        let normed = &mut self.normed[..n * d];
+        let qkv = &mut self.qkv[..n * 3 * d];
+        let attended = &mut self.attended[..n * d];
+        let hidden = &mut self.hidden[..n * 4 * d];
+
+        for (x, slot) in x.chunks_exact_mut(d).zip(&self.slots) {
+            let token = &w.token_embedding[slot.token as usize * d..][..d];
+            let position = &w.position_embedding[slot.position * d..][..d];
+            for ((x, &t), &p) in x.iter_mut().zip(token).zip(position) {
+                *x = t + p;
+            }
+        }
+        for (l, layer) in w.layers.iter().enumerate() {
+            // x + Attn(LN(x)): every slot's q, k, v in one product; each slot's key and
+            // value into its row's cache, then its attention over the cache so far.
+            layer.ln1.apply(x, normed);
+            rows_times_matrix(normed, &layer.qkv, 3 * d, &[], qkv, false);
+            for ((qkv, out), slot) in qkv
+                .chunks_exact(3 * d)
+                .zip(attended.chunks_exact_mut(d))
+                .zip(&self.slots)
+            {
+                let (q, kv) = qkv.split_at(d);
+                let (k, v) = kv.split_at(d);
+                let at = (slot.row * w.layers.len() + l) * layer_cache;
+                let keys = &mut self.keys[at..at + layer_cache];
+                for (i, &k) in k.iter().enumerate() {
+                    keys[i * capacity + slot.position] = k;
+                }
+                let values = &mut self.values[at..at + layer_cache];
+                for (head, v) in v.chunks_exact(head_dim).enumerate() {
+                    values[(head * capacity + slot.position) * head_dim..][..head_dim]
+                        .copy_from_slice(v);
+                }
+                let cache = CachedRow {
+                    keys: &self.keys[at..at + layer_cache],
+                    values: &self.values[at..at + layer_cache],
+                    head_dim,
+                    capacity,
+                    len: slot.position + 1,
+                };
+                attend_cached(q, cache, scale, &mut self.scores, out);
+            }
+            rows_times_matrix(attended, &layer.proj, d, &[], x, true);
+            // x + MLP(LN(x)).
+            layer.ln2.apply(x, normed);
+            rows_times_matrix(normed, &layer.fc, 4 * d, &layer.fc_bias, hidden, false);
+            gelu_rows(hidden);
+            rows_times_matrix(hidden, &layer.proj2, d, &layer.proj2_bias, x, true);
+        }
+        w.ln_f.apply(x, normed);
+        let logits = &mut self.logits[..n * w.padded_vocab];
+        rows_times_matrix(normed, &w.head, w.padded_vocab, &[], logits, false);
+    }
+
+    /// Draws each active row's next token from the logits of its last slot. Rows that stop
+    /// or spend their budget leave.
+    fn advance(&mut self, on_token: &mut dyn FnMut(usize, u32)) {
+        let (vocab, padded) = (self.weights.vocab, self.weights.padded_vocab);
+        let options = self.options;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let row = &mut self.rows[slot.row];
+            row.cached = slot.position + 1;
+            let last_of_row = self.slots.get(i + 1).is_none_or(|next| next.row != slot.row);
+            if !last_of_row {
+                continue;
+            }
+            let logits = &self.logits[i * padded..][..vocab];
+            let token = sample_token(logits, options.temperature, options.top_k, &mut row.rng);
+            row.output.push(token);
+            on_token(slot.row, token);
+        }
+        let rows = &self.rows;
+        self.active.retain(|&r| {
+            let row = &rows[r];
+            let stopped = options.stop_token.is_some() && row.output.last() == options.stop_token.as_ref();
+            !(stopped || row.output.len() >= row.budget)
+        });
+    }
+}
