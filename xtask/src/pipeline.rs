@@ -52,5 +52,8 @@ pub fn run_stage(run: &Run, stage: Stage, from: Option<PathBuf>) -> Result<()> {
         manifest.wall_time_s,
         ctx.out_dir.display()
     );
+    if let Some(time) = manifest.time {
+        eprintln!("{stage}: {}", time.describe());
+    }
     Ok(())
 }

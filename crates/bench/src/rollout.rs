@@ -149,7 +149,10 @@ pub fn run(device: &Device, config: &GptConfig, rows: usize, repeats: usize) -> 
         "", "ms/batch", "tokens/s", "vs no cache"
     );
     let mut samplers = vec![
-        ("tensors, no KV cache", Sampler::Tensors { use_cache: false }),
+        (
+            "tensors, no KV cache",
+            Sampler::Tensors { use_cache: false },
+        ),
         ("tensors, KV cache", Sampler::Tensors { use_cache: true }),
     ];
     let on_cpu = KernelPath::of(device).is_cpu();

@@ -3,6 +3,7 @@ use burn::tensor::Device;
 use data::tokenizer::END;
 use data::TextTokenizer;
 use model::generate::{generate, SamplingOptions, Streams};
+use model::phase::{self, Phase};
 use model::Gpt;
 
 /// Greedy completion of every prompt, cut after the end symbol `#`. All prompts decode
@@ -13,8 +14,10 @@ pub fn greedy_completions(
     prompts: &[String],
     device: &Device,
 ) -> Result<Vec<String>> {
-    // Greedy decoding draws nothing from its streams.
-    sampled_completions(model, tokenizer, prompts, 0.0, Streams::new(0), device)
+    phase::timed(Phase::Evaluation, || {
+        // Greedy decoding draws nothing from its streams.
+        sampled_completions(model, tokenizer, prompts, 0.0, Streams::new(0), device)
+    })
 }
 
 /// Like [`greedy_completions`], sampling at `temperature` (0 = greedy); prompt `i` draws from

@@ -329,11 +329,16 @@ simd_kernel! {
     }
 }
 
+/// Positions whose scores one pass computes together: 4 vectors of 16 accumulators. A cache's
+/// capacity is a multiple of it.
+pub const POSITION_BLOCK: usize = 64;
+
 /// One row's cache in one layer, and how much of it is filled.
 ///
 /// Keys are cached transposed, `[heads, head_dim, capacity]`, so that the scores are one FMA
 /// chain over the head dimension for each position, vectorised across positions; values are
-/// `[heads, capacity, head_dim]`.
+/// `[heads, capacity, head_dim]`. `capacity` is a multiple of [`POSITION_BLOCK`], so that
+/// scores are computed for whole blocks (those past `len` are never read).
 #[derive(Clone, Copy)]
 pub struct CachedRow<'a> {
     pub keys: &'a [f32],
@@ -347,22 +352,29 @@ pub struct CachedRow<'a> {
 simd_kernel! {
     /// One row's causal attention at its newest position: for each head, the scores of `q`
     /// against the first `len` cached keys, softmax(scale · scores), and the weighted sum of the
-    /// cached values, into `out` (`[heads · head_dim]`, like `q`).
-    ///
-    /// `scores` holds at least `cache.len` floats.
+    /// cached values, into `out` (`[heads · head_dim]`, like `q`). `scores` holds `capacity`
+    /// floats.
     pub fn attend_cached(q: &[f32], cache: CachedRow<'_>, scale: f32, scores: &mut [f32], out: &mut [f32]) {
         let CachedRow { keys, values, head_dim, capacity, len } = cache;
+        assert!(capacity.is_multiple_of(POSITION_BLOCK) && len <= capacity);
         let head_cache = head_dim * capacity;
-        let scores = &mut scores[..len];
         for (head, (q, out)) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)).enumerate() {
             let keys = &keys[head * head_cache..(head + 1) * head_cache];
             let values = &values[head * head_cache..(head + 1) * head_cache];
-            scores.fill(0.0);
-            for (&q, keys) in q.iter().zip(keys.chunks_exact(capacity)) {
-                for (score, &key) in scores.iter_mut().zip(&keys[..len]) {
-                    *score = q.mul_add(key, *score);
+            // Scores, a block of positions at a time: each the sum of two FMA chains over the
+            // head dimension (even and odd j), 2 × 4 × 16 of them in registers.
+            // (The last block only as far as it is filled, in whole vectors: fewer keys read.)
+            let mut block = 0;
+            while block < len {
+                match (len - block).div_ceil(16) {
+                    1 => score_block::<16>(q, keys, capacity, block, scores),
+                    2 => score_block::<32>(q, keys, capacity, block, scores),
+                    3 => score_block::<48>(q, keys, capacity, block, scores),
+                    _ => score_block::<POSITION_BLOCK>(q, keys, capacity, block, scores),
                 }
+                block += POSITION_BLOCK;
             }
+            let scores = &mut scores[..len];
             // The fused causal softmax's arithmetic: exp((s − max) · scale), then · 1/Σ.
             let max = max(scores);
             for score in scores.iter_mut() {
@@ -372,14 +384,94 @@ simd_kernel! {
             for score in scores.iter_mut() {
                 *score *= inverse_sum;
             }
-            out.fill(0.0);
-            for (&p, value) in scores.iter().zip(values.chunks_exact(head_dim)) {
-                for (out, &v) in out.iter_mut().zip(value) {
-                    *out = p.mul_add(v, *out);
-                }
+            weighted_values(scores, values, head_dim, out);
+        }
+    }
+}
+
+/// Scores of positions `block..block + B` into `scores`: q · key for each, as the sum of an
+/// FMA chain over the even j and one over the odd j.
+#[inline(always)]
+fn score_block<const B: usize>(
+    q: &[f32],
+    keys: &[f32],
+    capacity: usize,
+    block: usize,
+    scores: &mut [f32],
+) {
+    let (mut even, mut odd) = ([0.0f32; B], [0.0f32; B]);
+    let key_row = |j: usize| -> &[f32; B] {
+        keys[j * capacity + block..][..B]
+            .try_into()
+            .expect("a block of positions")
+    };
+    let pairs = q.len() / 2;
+    for pair in 0..pairs {
+        let (j, k) = (2 * pair, 2 * pair + 1);
+        let (qj, qk) = (q[j], q[k]);
+        let (kj, kk) = (key_row(j), key_row(k));
+        for i in 0..B {
+            even[i] = qj.mul_add(kj[i], even[i]);
+            odd[i] = qk.mul_add(kk[i], odd[i]);
+        }
+    }
+    if q.len() % 2 == 1 {
+        let j = q.len() - 1;
+        let (qj, kj) = (q[j], key_row(j));
+        for i in 0..B {
+            even[i] = qj.mul_add(kj[i], even[i]);
+        }
+    }
+    for ((score, even), odd) in scores[block..block + B].iter_mut().zip(even).zip(odd) {
+        *score = even + odd;
+    }
+}
+
+/// `out[j] = Σₜ p[t] · values[t][j]`, the positions taken in 4 interleaved FMA chains
+/// (t mod 4) joined as (c₀ + c₁) + (c₂ + c₃): 4 chains hide the FMA latency, and the order is
+/// the code's, not the vector unit's.
+#[inline(always)]
+fn weighted_values(p: &[f32], values: &[f32], head_dim: usize, out: &mut [f32]) {
+    let mut column = 0;
+    while column + 32 <= head_dim {
+        out[column..column + 32].copy_from_slice(&chains::<32>(p, values, head_dim, column));
+        column += 32;
+    }
+    while column + 16 <= head_dim {
+        out[column..column + 16].copy_from_slice(&chains::<16>(p, values, head_dim, column));
+        column += 16;
+    }
+    while column < head_dim {
+        out[column] = chains::<1>(p, values, head_dim, column)[0];
+        column += 1;
+    }
+}
+
+/// Columns `column..column + W` of [`weighted_values`].
+#[inline(always)]
+fn chains<const W: usize>(p: &[f32], values: &[f32], head_dim: usize, column: usize) -> [f32; W] {
+    let mut acc = [[0.0f32; W]; 4];
+    let value = |t: usize| -> &[f32; W] {
+        values[t * head_dim + column..][..W]
+            .try_into()
+            .expect("W columns")
+    };
+    let whole = p.len() / 4 * 4;
+    for t in (0..whole).step_by(4) {
+        for (chain, acc) in acc.iter_mut().enumerate() {
+            let (p, value) = (p[t + chain], value(t + chain));
+            for (acc, &v) in acc.iter_mut().zip(value) {
+                *acc = p.mul_add(v, *acc);
             }
         }
     }
+    for (chain, t) in (whole..p.len()).enumerate() {
+        let (p, value) = (p[t], value(t));
+        for (acc, &v) in acc[chain].iter_mut().zip(value) {
+            *acc = p.mul_add(v, *acc);
+        }
+    }
+    std::array::from_fn(|j| (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]))
 }
 
 simd_kernel! {
@@ -407,9 +499,21 @@ fn sum(values: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+/// The largest value (scores are never NaN), in 16 lanes so that it vectorises.
 #[inline(always)]
 fn max(values: &[f32]) -> f32 {
-    values.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x))
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane = if x > *lane { x } else { *lane };
+        }
+    }
+    lanes.iter().fold(tail, |m, &x| if x > m { x } else { m })
 }
 
 #[cfg(test)]
@@ -442,7 +546,10 @@ mod tests {
             for level in SimdLevel::ALL {
                 let mut out = vec![0.5f32; rows * n];
                 rows_times_matrix_at(level, &x, &weight, n, &bias, &mut out, true);
-                let same = out.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                let same = out
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(same, "{level:?} at rows {rows} k {k} n {n}");
             }
             // The last row alone gives that row's bits from the batch (a row is its own).
@@ -459,7 +566,7 @@ mod tests {
     /// (checked in f64), and every vector unit gives the same bits.
     #[test]
     fn cached_attention_matches_the_definition_on_every_level() {
-        let (heads, head_dim, capacity, len) = (3, 32, 20, 17);
+        let (heads, head_dim, capacity, len) = (3, 40, 128, 71);
         let q = values(heads * head_dim, 4);
         let keys = values(heads * head_dim * capacity, 5);
         let vals = values(heads * capacity * head_dim, 6);
@@ -492,10 +599,15 @@ mod tests {
             let total: f64 = weights.iter().sum();
             for j in 0..head_dim {
                 let want: f64 = (0..len)
-                    .map(|t| weights[t] / total * vals[h * capacity * head_dim + t * head_dim + j] as f64)
+                    .map(|t| {
+                        weights[t] / total * vals[h * capacity * head_dim + t * head_dim + j] as f64
+                    })
                     .sum();
                 let got = outs[0][h * head_dim + j] as f64;
-                assert!((got - want).abs() < 1e-5, "head {h} dim {j}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "head {h} dim {j}: {got} vs {want}"
+                );
             }
         }
     }
@@ -512,32 +624,10 @@ mod tests {
             let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
             let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
             for i in 0..d {
-                let want = (row[i] as f64 - mean) / (var + 1e-5).sqrt() * gamma[i] as f64
-                    + beta[i] as f64;
+                let want =
+                    (row[i] as f64 - mean) / (var + 1e-5).sqrt() * gamma[i] as f64 + beta[i] as f64;
                 assert!((out[r * d + i] as f64 - want).abs() < 1e-5);
             }
         }
-    }
-}
-#[cfg(test)]
-mod tmp_speed {
-    use super::*;
-    #[test]
-    fn speed() {
-        for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
-            for (rows, k, n) in [(16, 128, 384), (16, 128, 512), (16, 512, 128), (16,128,80), (32,128,384)] {
-                let x = vec![0.5f32; rows * k];
-                let w = vec![0.25f32; k * n];
-                let mut out = vec![0.0f32; rows * n];
-                let iters = 20000;
-                let start = std::time::Instant::now();
-                for _ in 0..iters {
-                    rows_times_matrix_at(level, &x, &w, n, &[], &mut out, true);
-                }
-                let s = start.elapsed().as_secs_f64();
-                println!("{level:?} {rows}x{k}x{n}: {:.1} GFLOP/s", (2 * rows * k * n * iters) as f64 / s / 1e9);
-            }
-        }
-        println!("peak avx2 {:.1} avx512 {:.1}", crate::peak::fma_peak_gflops(SimdLevel::Avx2), crate::peak::fma_peak_gflops(SimdLevel::Avx512));
     }
 }

@@ -2,6 +2,7 @@
 //! (`gpt_config`, JSON), so a checkpoint can be loaded without any other file.
 //! Writes are atomic: burn-store builds the file beside the target and renames it.
 
+use crate::phase::{self, Phase};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -15,14 +16,16 @@ use crate::{Gpt, GptConfig};
 const CONFIG_KEY: &str = "gpt_config";
 
 pub fn save(model: &Gpt, config: &GptConfig, path: &Path) -> Result<()> {
-    let config_json = serde_json::to_string(config)?;
-    let mut store = SafetensorsStore::from_file(path)
-        .overwrite(true)
-        .metadata(CONFIG_KEY, config_json);
-    model
-        .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("writing checkpoint {}: {e:?}", path.display()))?;
-    sort_header(path).with_context(|| format!("writing checkpoint {}", path.display()))
+    phase::timed(Phase::Io, || {
+        let config_json = serde_json::to_string(config)?;
+        let mut store = SafetensorsStore::from_file(path)
+            .overwrite(true)
+            .metadata(CONFIG_KEY, config_json);
+        model
+            .save_into(&mut store)
+            .map_err(|e| anyhow::anyhow!("writing checkpoint {}: {e:?}", path.display()))?;
+        sort_header(path).with_context(|| format!("writing checkpoint {}", path.display()))
+    })
 }
 
 /// Rewrites the file's JSON header with its keys, and its metadata's, in sorted order.
@@ -99,51 +102,57 @@ pub fn read_config(path: &Path) -> Result<GptConfig> {
 /// Loads a checkpoint on `device`. On an autodiff device the result is trainable;
 /// on a plain device it is frozen by construction.
 pub fn load(path: &Path, device: &Device) -> Result<(Gpt, GptConfig)> {
-    let config = read_config(path)?;
-    config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", path.display()))?;
-    let mut model = Gpt::new(&config, device);
-    let mut store = SafetensorsStore::from_file(path);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| anyhow::anyhow!("checkpoint {} is unreadable: {e:?}", path.display()))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        bail!(
-            "checkpoint {} does not match its model shape: missing {:?}, errors {:?}",
-            path.display(),
-            result.missing,
-            result.errors
-        );
-    }
-    Ok((model, config))
+    phase::timed(Phase::Io, || {
+        let config = read_config(path)?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", path.display()))?;
+        let mut model = Gpt::new(&config, device);
+        let mut store = SafetensorsStore::from_file(path);
+        let result = model
+            .load_from(&mut store)
+            .map_err(|e| anyhow::anyhow!("checkpoint {} is unreadable: {e:?}", path.display()))?;
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            bail!(
+                "checkpoint {} does not match its model shape: missing {:?}, errors {:?}",
+                path.display(),
+                result.missing,
+                result.errors
+            );
+        }
+        Ok((model, config))
+    })
 }
 
 /// A training-state snapshot in Burn's own format, which keeps every parameter's id: the
 /// optimizer's state is keyed by those ids, so a resumed run finds its moments again.
 /// (Safetensors carries no ids; it is the format for finished checkpoints.)
 pub fn save_state(model: &Gpt, path: &Path) -> Result<()> {
-    let mut store = BurnpackStore::from_file(path).overwrite(true);
-    model
-        .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("writing training state {}: {e:?}", path.display()))
+    phase::timed(Phase::Io, || {
+        let mut store = BurnpackStore::from_file(path).overwrite(true);
+        model
+            .save_into(&mut store)
+            .map_err(|e| anyhow::anyhow!("writing training state {}: {e:?}", path.display()))
+    })
 }
 
 pub fn load_state(config: &GptConfig, path: &Path, device: &Device) -> Result<Gpt> {
-    let mut model = Gpt::new(config, device);
-    let mut store = BurnpackStore::from_file(path);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| anyhow::anyhow!("training state {} is unreadable: {e:?}", path.display()))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        bail!(
-            "training state {} does not match the model: missing {:?}, errors {:?}",
-            path.display(),
-            result.missing,
-            result.errors
-        );
-    }
-    Ok(model)
+    phase::timed(Phase::Io, || {
+        let mut model = Gpt::new(config, device);
+        let mut store = BurnpackStore::from_file(path);
+        let result = model.load_from(&mut store).map_err(|e| {
+            anyhow::anyhow!("training state {} is unreadable: {e:?}", path.display())
+        })?;
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            bail!(
+                "training state {} does not match the model: missing {:?}, errors {:?}",
+                path.display(),
+                result.missing,
+                result.errors
+            );
+        }
+        Ok(model)
+    })
 }
 
 #[cfg(test)]

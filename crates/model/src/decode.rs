@@ -17,7 +17,9 @@
 
 use burn::nn::LayerNorm;
 use burn::tensor::Tensor;
-use kernels::decode::{attend_cached, gelu_rows, layer_norm_rows, rows_times_matrix, CachedRow};
+use kernels::decode::{
+    attend_cached, gelu_rows, layer_norm_rows, rows_times_matrix, CachedRow, POSITION_BLOCK,
+};
 use kernels::layer_norm::EPSILON;
 use rand::rngs::StdRng;
 use rayon::prelude::*;
@@ -143,6 +145,12 @@ impl Norm {
 }
 
 impl DecoderWeights {
+    /// Positions a cache has room for: the block size, rounded up to whole blocks of the
+    /// attention kernel.
+    fn cache_capacity(&self) -> usize {
+        self.block_size.next_multiple_of(POSITION_BLOCK)
+    }
+
     fn of(model: &Gpt) -> Self {
         let [vocab, d] = model.token_embedding.dims();
         let token_embedding = host(model.token_embedding.val());
@@ -250,7 +258,10 @@ impl<'a> Batch<'a> {
             .iter()
             .map(|&i| {
                 let prompt = &prompts[i];
-                assert!(!prompt.is_empty(), "an empty prompt has nothing to continue");
+                assert!(
+                    !prompt.is_empty(),
+                    "an empty prompt has nothing to continue"
+                );
                 assert!(
                     prompt.len() <= capacity,
                     "sequence of {} tokens exceeds block_size {capacity}",
@@ -268,7 +279,7 @@ impl<'a> Batch<'a> {
         let active = (0..rows.len()).filter(|&r| rows[r].budget > 0).collect();
         // The first step reads every prompt: the most slots a step has.
         let slots = rows.iter().map(|row| row.prompt.len()).sum::<usize>();
-        let cache = rows.len() * weights.layers.len() * d * capacity;
+        let cache = rows.len() * weights.layers.len() * d * weights.cache_capacity();
         Self {
             weights,
             options,
@@ -283,7 +294,7 @@ impl<'a> Batch<'a> {
             attended: vec![0.0; slots * d],
             hidden: vec![0.0; slots * 4 * d],
             logits: vec![0.0; slots * weights.padded_vocab],
-            scores: vec![0.0; capacity],
+            scores: vec![0.0; weights.cache_capacity()],
         }
     }
 
@@ -321,7 +332,7 @@ impl<'a> Batch<'a> {
         let (d, n) = (w.d, self.slots.len());
         let head_dim = d / w.heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
-        let capacity = w.block_size;
+        let capacity = w.cache_capacity();
         let layer_cache = d * capacity;
         let x = &mut self.x[..n * d];
         let normed = &mut self.normed[..n * d];
@@ -387,7 +398,10 @@ impl<'a> Batch<'a> {
         for (i, slot) in self.slots.iter().enumerate() {
             let row = &mut self.rows[slot.row];
             row.cached = slot.position + 1;
-            let last_of_row = self.slots.get(i + 1).is_none_or(|next| next.row != slot.row);
+            let last_of_row = self
+                .slots
+                .get(i + 1)
+                .is_none_or(|next| next.row != slot.row);
             if !last_of_row {
                 continue;
             }
@@ -399,7 +413,8 @@ impl<'a> Batch<'a> {
         let rows = &self.rows;
         self.active.retain(|&r| {
             let row = &rows[r];
-            let stopped = options.stop_token.is_some() && row.output.last() == options.stop_token.as_ref();
+            let stopped =
+                options.stop_token.is_some() && row.output.last() == options.stop_token.as_ref();
             !(stopped || row.output.len() >= row.budget)
         });
     }

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::decode;
 use crate::gpt::KvCache;
+use crate::phase::{self, Phase};
 use crate::Gpt;
 
 #[derive(Debug, Clone, Copy)]
@@ -69,11 +70,13 @@ pub fn generate(
     streams: Streams,
     device: &Device,
 ) -> Vec<Vec<u32>> {
-    if KernelPath::of(device).is_cpu() {
-        decode::generate(model, prompts, options, streams)
-    } else {
-        generate_with_tensors(model, prompts, options, streams, device, true)
-    }
+    phase::timed(Phase::Sampling, || {
+        if KernelPath::of(device).is_cpu() {
+            decode::generate(model, prompts, options, streams)
+        } else {
+            generate_with_tensors(model, prompts, options, streams, device, true)
+        }
+    })
 }
 
 /// [`generate`] for one prompt, handing each new token to `on_token` as soon as it is drawn
@@ -92,8 +95,16 @@ pub fn generate_streaming(
     let prompts = [prompt.to_vec()];
     let mut rngs = vec![streams.row(0)];
     let mut on_row_token = |_, token| on_token(token);
-    decode_same_length(model, &prompts, options, &mut rngs, device, true, &mut on_row_token)
-        .remove(0)
+    decode_same_length(
+        model,
+        &prompts,
+        options,
+        &mut rngs,
+        device,
+        true,
+        &mut on_row_token,
+    )
+    .remove(0)
 }
 
 /// [`generate`] through the model's tensor forward pass, on any device: prompts of one length
@@ -116,8 +127,15 @@ pub fn generate_with_tensors(
     for rows in by_length.values().flat_map(|rows| rows.chunks(MAX_BATCH)) {
         let group: Vec<Vec<u32>> = rows.iter().map(|&i| prompts[i].clone()).collect();
         let mut rngs: Vec<StdRng> = rows.iter().map(|&i| streams.row(i)).collect();
-        let generated =
-            decode_same_length(model, &group, options, &mut rngs, device, use_cache, &mut |_, _| {});
+        let generated = decode_same_length(
+            model,
+            &group,
+            options,
+            &mut rngs,
+            device,
+            use_cache,
+            &mut |_, _| {},
+        );
         for (&i, tokens) in rows.iter().zip(generated) {
             outputs[i] = tokens;
         }
@@ -175,7 +193,12 @@ fn decode_same_length(
             let token = if done[row] {
                 0
             } else {
-                sample_token(row_logits, options.temperature, options.top_k, &mut rngs[row])
+                sample_token(
+                    row_logits,
+                    options.temperature,
+                    options.top_k,
+                    &mut rngs[row],
+                )
             };
             if !done[row] {
                 outputs[row].push(token);

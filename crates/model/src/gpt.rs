@@ -1,4 +1,4 @@
-use burn::module::{Module, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor};
@@ -47,6 +47,23 @@ impl Gpt {
 
     pub fn block_size(&self) -> usize {
         self.block_size
+    }
+
+    /// A hash of every parameter's bits: equal for the same weights, on any device, so that
+    /// a measurement of these weights can be recognised and not taken twice.
+    pub fn fingerprint(&self) -> u64 {
+        struct Fnv(u64);
+        impl ModuleVisitor for Fnv {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let values = param.val().into_data().convert::<f32>();
+                for value in values.iter::<f32>() {
+                    self.0 = (self.0 ^ value.to_bits() as u64).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+        }
+        let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+        self.visit(&mut hash);
+        hash.0
     }
 
     /// `idx`: `[B, T]` token ids → logits `[B, T, V]`.

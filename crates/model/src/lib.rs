@@ -3,7 +3,7 @@
 //! `config` holds the shape; `gpt`, `block`, `attention` and `mlp` the forward pass (with the
 //! KV cache for decoding), `init` the GPT-2 initialisation; `generate` the sampling loop and `decode` the CPU's decoder
 //! behind it;
-//! `checkpoint` the safetensors I/O; `device` the one place a backend is chosen (and how many
+//! `checkpoint` the safetensors I/O; `phase` where a stage's time goes; `device` the one place a backend is chosen (and how many
 //! data-parallel shards it wants). The operations the forward pass is made of (`linear`,
 //! `causal_attention`, `gelu`, `layer_norm`) come from the `kernels` crate, which picks their
 //! fused CPU or GPU implementation: this crate holds no kernel code.
@@ -18,6 +18,7 @@ pub mod generate;
 pub mod gpt;
 pub mod init;
 pub mod mlp;
+pub mod phase;
 
 pub use burn;
 pub use config::GptConfig;

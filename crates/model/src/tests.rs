@@ -153,7 +153,10 @@ fn the_decoder_draws_the_tensor_paths_tokens_from_the_same_streams() {
         let decoded = generate(&gpt, &prompts, options, streams, &device);
         let reference = generate_with_tensors(&gpt, &prompts, options, streams, &device, true);
         assert_eq!(decoded, reference, "temperature {temperature}, seed {seed}");
-        assert!(decoded.iter().any(|row| row.len() > 3), "nothing was generated");
+        assert!(
+            decoded.iter().any(|row| row.len() > 3),
+            "nothing was generated"
+        );
     }
 }
 
@@ -176,7 +179,10 @@ fn sampled_tokens_do_not_depend_on_the_thread_count() {
     assert_eq!(one, in_pool(2));
     assert_eq!(one, in_pool(3));
     // Each row is its own: the same prompt twice, in two rows, draws two continuations.
-    assert_ne!(one[0], one[7], "rows 0 and 7 share a prompt but not a stream");
+    assert_ne!(
+        one[0], one[7],
+        "rows 0 and 7 share a prompt but not a stream"
+    );
 }
 
 #[test]
@@ -197,19 +203,4 @@ fn checkpoint_round_trips_and_rejects_a_truncated_file() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("cut.safetensors"), "{err}");
-}
-#[test]
-fn tmp_decoder_speed() {
-    use crate::generate::{generate, Streams, SamplingOptions};
-    let device = Device::flex();
-    let config = GptConfig { vocab_size: 65, block_size: 64, d_model: 128, n_layers: 4, n_heads: 4 };
-    let gpt = test_support::seeded(&device, 1, || Gpt::new(&config, &device));
-    let prompts: Vec<Vec<u32>> = (0..32u32).map(|i| (0..12u32).map(|j| (i * 7 + j) % 65).collect()).collect();
-    let options = SamplingOptions { max_new_tokens: 52, temperature: 1.0, top_k: 0, stop_token: None };
-    for _ in 0..3 {
-        let start = std::time::Instant::now();
-        let mut tokens = 0;
-        for i in 0..20 { tokens += generate(&gpt, &prompts, options, Streams::new(i), &device).iter().map(Vec::len).sum::<usize>(); }
-        println!("decoder {:.0} tok/s", tokens as f64 / start.elapsed().as_secs_f64());
-    }
 }

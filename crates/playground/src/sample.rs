@@ -63,7 +63,8 @@ pub fn run(args: &SampleArgs) -> Result<()> {
             options,
             Streams::for_step(args.seed, window),
             &device,
-        ).remove(0);
+        )
+        .remove(0);
         if new.is_empty() {
             break;
         }

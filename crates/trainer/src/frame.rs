@@ -3,21 +3,19 @@
 //! the twins trained beside it for the lesson's comparison; [`OpenStage::close`] writes
 //! `eval.json`, the checkpoint, the tokenizer and the manifest.
 
-use std::time::Instant;
-
 use anyhow::{Context, Result};
 use eval::{report_rows, EvalRow};
 use model::Gpt;
 use serde::Serialize;
 
 use crate::driver::{LoopSettings, TrainingLoop};
-use crate::outputs::{config_hash, save_stage};
+use crate::outputs::{config_hash, save_stage, StageClock};
 use crate::{files, Manifest, StageContext};
 
 /// A stage between opening and closing: its context, its clock and its `eval.json` rows.
 pub struct OpenStage<'a> {
     pub ctx: &'a StageContext,
-    started: Instant,
+    clock: StageClock,
     rows: Vec<EvalRow>,
 }
 
@@ -63,12 +61,12 @@ impl Run {
 impl StageContext {
     /// Opens this stage: starts its clock and makes its folder.
     pub fn open(&self) -> Result<OpenStage<'_>> {
-        let started = Instant::now();
+        let clock = StageClock::start();
         std::fs::create_dir_all(&self.out_dir)
             .with_context(|| format!("creating {}", self.out_dir.display()))?;
         Ok(OpenStage {
             ctx: self,
-            started,
+            clock,
             rows: Vec::new(),
         })
     }
@@ -110,7 +108,7 @@ impl OpenStage<'_> {
         if !self.rows.is_empty() {
             report_rows(&ctx.stage, &ctx.out_dir.join(files::EVAL), &self.rows)?;
         }
-        save_stage(ctx, model, steps, &config_hash(config), self.started)
+        save_stage(ctx, model, steps, &config_hash(config), self.clock)
     }
 }
 

@@ -30,7 +30,7 @@ pub use context::StageContext;
 pub use driver::{Cadence, Evaluator, LoopSettings, Row, Step, StepBody, TrainingLoop};
 pub use finished::FinishedStage;
 pub use frame::{OpenStage, Run};
-pub use manifest::Manifest;
+pub use manifest::{Manifest, TimeSplit};
 pub use metrics::MetricsSink;
 pub use optim::OptimConfig;
 pub use parent::Reference;

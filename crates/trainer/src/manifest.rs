@@ -22,6 +22,29 @@ pub struct Manifest {
     pub model: GptConfig,
     pub device: String,
     pub wall_time_s: f64,
+    /// Where the wall time went; absent in manifests written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimeSplit>,
+}
+
+/// A stage's wall time by what it was spent on (`model::phase`): sampling (rollouts,
+/// on-policy pairs), evaluation, checkpoint I/O, and the rest, the training steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TimeSplit {
+    pub training_s: f64,
+    pub sampling_s: f64,
+    pub evaluation_s: f64,
+    pub io_s: f64,
+}
+
+impl TimeSplit {
+    /// `training 40 s, sampling 110 s, evaluation 5 s, I/O 0.2 s`.
+    pub fn describe(&self) -> String {
+        format!(
+            "training steps {:.0} s, sampling {:.0} s, evaluation {:.0} s, I/O {:.1} s",
+            self.training_s, self.sampling_s, self.evaluation_s, self.io_s
+        )
+    }
 }
 
 impl Manifest {
@@ -101,6 +124,7 @@ pub(crate) mod tests {
             model: test_support::tiny(11),
             device: "flex".into(),
             wall_time_s: 1.0,
+            time: None,
         }
     }
 

@@ -4,9 +4,11 @@ use std::time::Instant;
 use anyhow::Context;
 use anyhow::Result;
 use data::hash::sha256_hex;
+use model::phase::PhaseTotals;
 use model::{checkpoint, Gpt};
 use serde::Serialize;
 
+use crate::manifest::TimeSplit;
 use crate::{files, Manifest, StageContext};
 
 /// SHA-256 of a stage's resolved config: equal hashes mean "same settings".
@@ -18,6 +20,35 @@ pub fn config_hash<C: Serialize>(config: &C) -> String {
     )
 }
 
+/// When a stage started, and the process's phase totals then: what its manifest's wall time
+/// and [`TimeSplit`] are measured from.
+#[derive(Debug, Clone, Copy)]
+pub struct StageClock {
+    started: Instant,
+    phases: PhaseTotals,
+}
+
+impl StageClock {
+    pub fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            phases: PhaseTotals::now(),
+        }
+    }
+
+    /// The time since the start, split by phase; the rest is training.
+    pub fn split(&self) -> TimeSplit {
+        let wall = self.started.elapsed().as_secs_f64();
+        let spent = PhaseTotals::now().since(self.phases);
+        TimeSplit {
+            training_s: (wall - spent.sampling_s - spent.evaluation_s - spent.io_s).max(0.0),
+            sampling_s: spent.sampling_s,
+            evaluation_s: spent.evaluation_s,
+            io_s: spent.io_s,
+        }
+    }
+}
+
 /// Writes a stage's checkpoint, its copy of the tokenizer and its manifest, each atomically,
 /// then removes the stage's resume snapshots. The manifest goes last: a folder with a manifest
 /// holds a complete stage.
@@ -26,7 +57,7 @@ pub fn save_stage(
     model: &Gpt,
     step: usize,
     config_hash: &str,
-    started: Instant,
+    clock: StageClock,
 ) -> Result<Manifest> {
     std::fs::create_dir_all(&ctx.out_dir)?;
     let checkpoint_path = ctx.checkpoint_path();
@@ -46,7 +77,8 @@ pub fn save_stage(
         parent_dir: ctx.parent_dir.as_ref().map(|d| d.display().to_string()),
         model: ctx.model.clone(),
         device: ctx.device_name.clone(),
-        wall_time_s: started.elapsed().as_secs_f64(),
+        wall_time_s: clock.started.elapsed().as_secs_f64(),
+        time: Some(clock.split()),
     };
     manifest.save(&ctx.out_dir.join(files::MANIFEST))?;
     // The stage is complete: its loops' resume snapshots are no longer needed.

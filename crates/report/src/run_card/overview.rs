@@ -57,7 +57,13 @@ pub(super) fn section(report: &mut Report) -> Result<()> {
             stage.to_string(),
             parent_name,
             m.step.to_string(),
-            format!("{:.0} s", m.wall_time_s),
+            match m.time {
+                Some(t) => format!(
+                    "{:.0} s: steps {:.0}, sampling {:.0}, eval {:.0}, I/O {:.0}",
+                    m.wall_time_s, t.training_s, t.sampling_s, t.evaluation_s, t.io_s
+                ),
+                None => format!("{:.0} s", m.wall_time_s),
+            },
             throughput,
             format!("`{}`", short(&m.checkpoint_hash)),
             link,
