@@ -8,6 +8,7 @@ mod measure;
 mod products;
 mod pytorch;
 mod rollout;
+mod vs_transformers;
 
 use anyhow::Result;
 use clap::Args;
@@ -40,9 +41,15 @@ pub struct BenchArgs {
     /// Benchmark a DPO step instead: four passes vs concatenated vs cached reference.
     #[arg(long)]
     dpo: bool,
-    /// Benchmark RLVR rollouts instead: tokens/s with and without the KV cache.
+    /// Benchmark sampling instead (RLVR's rollouts, evaluation): tokens/s of the tensor path
+    /// without and with the KV cache and of the CPU's decoder, against the arithmetic bound.
     #[arg(long)]
     rollout: bool,
+    /// With --rollout: ours side by side with transformers' `generate` on the same exported
+    /// checkpoint (bench/transformers_generate.py), sampled and greedy; uses
+    /// target/pytorch-venv (or --torch-python) and installs transformers there if missing.
+    #[arg(long, requires = "rollout")]
+    vs_transformers: bool,
     /// Time every matrix product of one shard's training step on one thread, against the
     /// core's measured FMA peak and the measured step: where the step's time goes.
     #[arg(long)]
@@ -68,6 +75,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     if args.dpo {
         return dpo::run(&device, &config, args.batch, args.warmup, args.steps);
+    }
+    if args.vs_transformers {
+        if args.device != DeviceChoice::Flex {
+            anyhow::bail!("--vs-transformers compares CPU sampling: leave out --device");
+        }
+        let python = args.torch_python.as_deref();
+        return vs_transformers::run(&config, args.batch, args.steps.min(5), python);
     }
     if args.rollout {
         return rollout::run(&device, &config, args.batch, args.steps.min(5));

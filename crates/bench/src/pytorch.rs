@@ -43,12 +43,14 @@ fn cases() -> [Case; 2] {
 }
 
 /// The virtual environment's Python, created with torch on first use.
-fn venv_python() -> Result<PathBuf> {
+pub(crate) fn venv_python() -> Result<PathBuf> {
     let python = Path::new(VENV).join("bin/python");
     if python.is_file() {
         return Ok(python);
     }
-    eprintln!("creating {VENV} and installing torch from PyPI (a few GB; once)...");
+    eprintln!(
+        "creating {VENV} and installing torch and transformers from PyPI (a few GB; once)..."
+    );
     let ok = Command::new("python3")
         .args(["-m", "venv", VENV])
         .status()
@@ -61,6 +63,7 @@ fn venv_python() -> Result<PathBuf> {
                 "install",
                 "--quiet",
                 "torch",
+                "transformers",
                 "numpy",
                 "safetensors",
                 "tokenizers",
@@ -79,7 +82,12 @@ fn venv_python() -> Result<PathBuf> {
 fn pytorch_isa_cap(choice: DeviceChoice) -> Vec<(&'static str, &'static str)> {
     let ours_avx2 =
         kernels::SimdLevel::active().max(kernels::gemm_level()) == kernels::SimdLevel::Avx2;
-    if choice == DeviceChoice::Flex && ours_avx2 {
+    held_to_avx2(choice == DeviceChoice::Flex && ours_avx2)
+}
+
+/// The variables that hold PyTorch to AVX2 when `ours_avx2`; none otherwise.
+pub(crate) fn held_to_avx2(ours_avx2: bool) -> Vec<(&'static str, &'static str)> {
+    if ours_avx2 {
         vec![
             ("ATEN_CPU_CAPABILITY", "avx2"),
             ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),

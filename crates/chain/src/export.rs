@@ -20,8 +20,37 @@ use crate::FinishedStage;
 pub fn export(stage_dir: &Path, out: &Path) -> Result<Vec<&'static str>> {
     let stage = FinishedStage::open(stage_dir)?;
     let (config, tokenizer) = (&stage.config, &stage.tokenizer);
-    let checkpoint_path = stage.checkpoint();
-    let bytes = std::fs::read(&checkpoint_path)
+    let ids = SpecialIds::of(tokenizer)?;
+    export_model(&stage.checkpoint(), config, Some(&ids), out)?;
+    let pretty = |v: serde_json::Value| serde_json::to_string_pretty(&v).expect("JSON value");
+    data::atomic::write(
+        &out.join("generation_config.json"),
+        pretty(generation_config_json(config, &ids)),
+    )?;
+    tokenizer.save(&out.join("tokenizer.json"))?;
+    data::atomic::write(
+        &out.join("tokenizer_config.json"),
+        pretty(tokenizer_config_json(config, tokenizer)),
+    )?;
+    Ok(vec![
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ])
+}
+
+/// The model alone, `model.safetensors` and `config.json`, from one of our checkpoints: what
+/// `transformers` needs to run it on token ids (the rollout benchmark's peer has no tokenizer).
+/// Without `ids` the config names no special tokens.
+pub fn export_model(
+    checkpoint_path: &Path,
+    config: &GptConfig,
+    ids: Option<&SpecialIds>,
+    out: &Path,
+) -> Result<()> {
+    let bytes = std::fs::read(checkpoint_path)
         .with_context(|| format!("reading {}", checkpoint_path.display()))?;
     let tensors = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is unreadable: {e}", checkpoint_path.display()))?;
@@ -43,31 +72,14 @@ pub fn export(stage_dir: &Path, out: &Path) -> Result<Vec<&'static str>> {
     )]));
     let model_bytes = safetensors::serialize(views, metadata)
         .map_err(|e| anyhow::anyhow!("serialising model.safetensors: {e}"))?;
-    let ids = SpecialIds::of(tokenizer)?;
     let pretty = |v: serde_json::Value| serde_json::to_string_pretty(&v).expect("JSON value");
     data::atomic::write(&out.join("model.safetensors"), model_bytes)?;
-    data::atomic::write(&out.join("config.json"), pretty(config_json(config, &ids)))?;
-    data::atomic::write(
-        &out.join("generation_config.json"),
-        pretty(generation_config_json(config, &ids)),
-    )?;
-    tokenizer.save(&out.join("tokenizer.json"))?;
-    data::atomic::write(
-        &out.join("tokenizer_config.json"),
-        pretty(tokenizer_config_json(config, tokenizer)),
-    )?;
-    Ok(vec![
-        "config.json",
-        "generation_config.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "tokenizer_config.json",
-    ])
+    data::atomic::write(&out.join("config.json"), pretty(config_json(config, ids)))
 }
 
 /// The ids transformers needs: `#` ends a completion (our generation's stop token) and `_`
 /// pads. GPT-2 has no separate BOS; like GPT-2's own config, BOS is the end token.
-struct SpecialIds {
+pub struct SpecialIds {
     end: u32,
     pad: u32,
 }
@@ -81,8 +93,8 @@ impl SpecialIds {
     }
 }
 
-fn config_json(config: &GptConfig, ids: &SpecialIds) -> serde_json::Value {
-    json!({
+fn config_json(config: &GptConfig, ids: Option<&SpecialIds>) -> serde_json::Value {
+    let mut value = json!({
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
         "vocab_size": config.vocab_size,
@@ -102,11 +114,14 @@ fn config_json(config: &GptConfig, ids: &SpecialIds) -> serde_json::Value {
         "scale_attn_by_inverse_layer_idx": false,
         "reorder_and_upcast_attn": false,
         "tie_word_embeddings": true,
-        "bos_token_id": ids.end,
-        "eos_token_id": ids.end,
-        "pad_token_id": ids.pad,
         "torch_dtype": "float32",
-    })
+    });
+    if let Some(ids) = ids {
+        value["bos_token_id"] = json!(ids.end);
+        value["eos_token_id"] = json!(ids.end);
+        value["pad_token_id"] = json!(ids.pad);
+    }
+    value
 }
 
 fn generation_config_json(config: &GptConfig, ids: &SpecialIds) -> serde_json::Value {

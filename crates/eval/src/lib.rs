@@ -184,7 +184,6 @@ const REMEMBERED: usize = 2;
 
 /// One held-out digit-sum evaluation, fixed once per stage and run on any checkpoint: the
 /// same problems every time, so numbers during and after training compare.
-
 pub struct DigitSumSuite<'a> {
     pub mode: Mode,
     pub config: &'a SuiteConfig,
