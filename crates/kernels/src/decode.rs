@@ -102,13 +102,13 @@ mod x86 {
 
     use super::{Lanes, Product};
 
-    /// 8 rows × 32 columns: 16 accumulators of the 32 registers, 2 for W, 8 broadcasts.
+    /// 6 rows × 64 columns: 24 accumulators of the 32 registers, 4 for W, 1 broadcast.
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
     pub unsafe fn avx512(product: &mut Product) {
         unsafe { product.run::<__m512, __m256, 6, 4>() }
     }
 
-    /// 4 rows × 24 columns: 12 accumulators of the 16 registers, 3 for W, 1 broadcast.
+    /// 6 rows × 16 columns: 12 accumulators of the 16 registers, 2 for W, 1 broadcast.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn avx2(product: &mut Product) {
         unsafe { product.run::<__m256, __m256, 6, 2>() }
