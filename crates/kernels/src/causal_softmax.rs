@@ -234,7 +234,7 @@ simd_kernel! {
 const LANES: usize = 16;
 
 #[inline(always)]
-fn max(values: &[f32]) -> f32 {
+pub(crate) fn max(values: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let chunks = values.chunks_exact(LANES);
     let tail = chunks
@@ -250,7 +250,7 @@ fn max(values: &[f32]) -> f32 {
 }
 
 #[inline(always)]
-fn sum(values: &[f32]) -> f32 {
+pub(crate) fn sum(values: &[f32]) -> f32 {
     let mut lanes = [0.0f32; LANES];
     let chunks = values.chunks_exact(LANES);
     let tail: f32 = chunks.remainder().iter().sum();

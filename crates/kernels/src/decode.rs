@@ -15,6 +15,7 @@
 //! along k (vectors only widen the tile across columns), and a sum runs in 16 fixed lanes. So a
 //! row's tokens do not depend on the batch, the thread count, or whether the CPU has AVX-512.
 
+use crate::causal_softmax::{max, sum};
 use crate::fastmath::exp_f32;
 use crate::gelu::gelu_f32;
 use crate::simd::{simd_kernel, SimdLevel};
@@ -481,39 +482,6 @@ simd_kernel! {
             *x = gelu_f32(*x);
         }
     }
-}
-
-/// 16 fixed lanes: the same sum on every vector unit.
-const LANES: usize = 16;
-
-#[inline(always)]
-fn sum(values: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (lane, &x) in lanes.iter_mut().zip(chunk) {
-            *lane += x;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-/// The largest value (scores are never NaN), in 16 lanes so that it vectorises.
-#[inline(always)]
-fn max(values: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
-    for chunk in chunks {
-        for (lane, &x) in lanes.iter_mut().zip(chunk) {
-            *lane = if x > *lane { x } else { *lane };
-        }
-    }
-    lanes.iter().fold(tail, |m, &x| if x > m { x } else { m })
 }
 
 #[cfg(test)]

@@ -82,15 +82,15 @@ mod tests {
 
     #[test]
     fn nested_time_counts_once_to_the_outer_phase() {
+        // Evaluation, which no other test of this crate times: a 50 ms span inside another
+        // counts 50 ms (and some), not 100.
         let before = PhaseTotals::now();
         timed(Phase::Evaluation, || {
-            timed(Phase::Sampling, || {
-                std::thread::sleep(std::time::Duration::from_millis(20))
+            timed(Phase::Evaluation, || {
+                std::thread::sleep(std::time::Duration::from_millis(50))
             })
         });
-        let spent = PhaseTotals::now().since(before);
-        assert!(spent.evaluation_s >= 0.02, "{spent:?}");
-        // Other tests of this process may sample meanwhile, but none for 20 ms.
-        assert!(spent.sampling_s < 0.02, "{spent:?}");
+        let spent = PhaseTotals::now().since(before).evaluation_s;
+        assert!((0.05..0.1).contains(&spent), "{spent} s");
     }
 }
