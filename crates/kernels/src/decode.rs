@@ -339,7 +339,7 @@ pub const POSITION_BLOCK: usize = 64;
 /// Keys are cached transposed, `[heads, head_dim, capacity]`, so that the scores are one FMA
 /// chain over the head dimension for each position, vectorised across positions; values are
 /// `[heads, capacity, head_dim]`. `capacity` is a multiple of [`POSITION_BLOCK`], so that
-/// scores are computed for whole blocks (those past `len` are never read).
+/// scores can be computed in whole vectors of 16 positions (those past `len` are never read).
 #[derive(Clone, Copy)]
 pub struct CachedRow<'a> {
     pub keys: &'a [f32],
@@ -362,9 +362,9 @@ simd_kernel! {
         for (head, (q, out)) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)).enumerate() {
             let keys = &keys[head * head_cache..(head + 1) * head_cache];
             let values = &values[head * head_cache..(head + 1) * head_cache];
-            // Scores, a block of positions at a time: each the sum of two FMA chains over the
-            // head dimension (even and odd j), 2 × 4 × 16 of them in registers.
-            // (The last block only as far as it is filled, in whole vectors: fewer keys read.)
+            // Scores, a block of up to 64 positions at a time (the last one only as far as it
+            // is filled, in whole vectors of 16), each the sum of two FMA chains over the head
+            // dimension, even j and odd j, all held in registers.
             let mut block = 0;
             while block < len {
                 match (len - block).div_ceil(16) {

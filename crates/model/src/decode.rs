@@ -8,8 +8,8 @@
 //! allocated after the start.
 //!
 //! - **Rows are independent.** Each row has its own position (prompts of any length decode
-//!   together: a row reads its prompt one token a step, then samples), its own cache and its
-//!   own random stream ([`Streams`]); a finished row leaves the batch. The kernels give a row
+//!   together: a row reads its whole prompt in the first step, then one token a step), its own
+//!   cache and its own random stream ([`Streams`]); a finished row leaves the batch. The kernels give a row
 //!   the same bits whatever the other rows, so the rows are split into one batch per core and
 //!   the tokens do not depend on the thread count.
 //! - **The same model.** The logits are the tensor path's to float rounding (products in
@@ -413,8 +413,9 @@ impl<'a> Batch<'a> {
         let rows = &self.rows;
         self.active.retain(|&r| {
             let row = &rows[r];
-            let stopped =
-                options.stop_token.is_some() && row.output.last() == options.stop_token.as_ref();
+            let stopped = options
+                .stop_token
+                .is_some_and(|stop| row.output.last() == Some(&stop));
             !(stopped || row.output.len() >= row.budget)
         });
     }

@@ -189,18 +189,15 @@ fn decode_same_length(
             .expect("f32 logits");
         let mut next = Vec::with_capacity(batch);
         for (row, row_logits) in last.chunks(vocab).enumerate() {
-            // A finished row draws nothing more: its stream is its own.
-            let token = if done[row] {
-                0
-            } else {
-                sample_token(
+            // A finished row draws nothing more (its stream is its own) and feeds a filler.
+            let mut token = 0;
+            if !done[row] {
+                token = sample_token(
                     row_logits,
                     options.temperature,
                     options.top_k,
                     &mut rngs[row],
-                )
-            };
-            if !done[row] {
+                );
                 outputs[row].push(token);
                 on_token(row, token);
                 done[row] = options.stop_token == Some(token);
