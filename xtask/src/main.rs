@@ -1,5 +1,6 @@
 //! `cargo xtask …`: the only place that knows the order of the stages.
 
+mod adopt;
 mod config;
 mod evaluate;
 mod lock;

@@ -6,16 +6,31 @@ use std::path::PathBuf;
 use anyhow::Result;
 use chain::Stage;
 
+use crate::adopt;
 use crate::run::Run;
 
 /// Every stage in order, then the run's report card. Stages already finished with the same
-/// settings and parent are skipped; every checkpoint is measured on the whole skill suite.
+/// settings and parent are skipped, and in a grid's cell, those the same seed of another cell
+/// finished are copied (`crate::adopt`); every checkpoint is measured on the whole skill
+/// suite.
 pub fn pipeline(run: &Run, restart_from: Option<Stage>) -> Result<()> {
     let tokenizer = run.tokenizer()?;
+    let siblings = adopt::siblings(&run.dir)?;
     for stage in Stage::ALL {
         let forced = restart_from.is_some_and(|r| stage >= r);
-        if !forced && run.is_up_to_date(stage, &tokenizer)? {
+        let reusable = !forced && run.is_up_to_date(stage, &tokenizer)?;
+        let copied = if forced || reusable {
+            None
+        } else {
+            adopt::from_siblings(run, stage, &tokenizer, &siblings)?
+        };
+        if reusable {
             eprintln!("{stage}: up to date (same settings and parent), skipped");
+        } else if let Some(source) = copied {
+            eprintln!(
+                "{stage}: the same stage was finished in {}, copied",
+                source.display()
+            );
         } else {
             if forced {
                 // Redo means from step 0: a snapshot left by a killed run may come from

@@ -23,7 +23,7 @@ use crate::lock::RunLock;
 const TOKENIZER_SETTINGS: &str = "tokenizer.config.json";
 
 /// What every command that trains takes: the config, the run folder, the device.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct RunArgs {
     /// Pipeline settings.
     #[arg(long, default_value = "pipeline.toml")]
@@ -60,9 +60,45 @@ impl RunArgs {
 
     /// The run folder: RUNS_DIR/NAME.
     pub fn run_dir(&self) -> PathBuf {
+        self.runs_dir.join(self.run_name())
+    }
+
+    /// The settings these args ask for (seed 0), checked; nothing is written.
+    pub fn load_config(&self) -> Result<PipelineConfig> {
+        PipelineConfig::load(&self.config, self.quick.then_some(&QUICK), &self.overrides)
+    }
+
+    /// `--run`'s value: the run's (or sweep's) name under the runs folder.
+    pub fn run_name(&self) -> String {
         let preset = self.quick.then_some(&QUICK);
         let name = preset.map_or("default", |p| p.name);
-        self.runs_dir.join(self.run.as_deref().unwrap_or(name))
+        self.run.clone().unwrap_or_else(|| name.to_string())
+    }
+
+    /// The `xtask` arguments of `subcommand` on `RUNS_DIR/RUN` with these settings, for a job
+    /// on a cluster, without a progress bar. Paths stay as given, so the job must start in
+    /// this folder: a stage's settings hash holds its data paths as the config resolved them,
+    /// and an absolute path would make every finished stage look out of date.
+    pub fn command(&self, subcommand: &str, run: &str) -> Vec<String> {
+        let mut command = vec![
+            subcommand.to_string(),
+            "--config".into(),
+            self.config.display().to_string(),
+            "--runs-dir".into(),
+            self.runs_dir.display().to_string(),
+            "--run".into(),
+            run.into(),
+            "--device".into(),
+            self.device.to_string(),
+            "--quiet".into(),
+        ];
+        if self.quick {
+            command.push("--quick".into());
+        }
+        for item in &self.overrides {
+            command.push(format!("--set={item}"));
+        }
+        command
     }
 
     pub fn open_in(&self, dir: PathBuf, seed: u64) -> Result<Run> {
@@ -229,6 +265,18 @@ impl Run {
         let Some(manifest) = self.manifest(stage)? else {
             return Ok(false);
         };
+        Ok(self.would_make(stage, &manifest, tokenizer)?
+            && self.stage_dir(stage).join(files::CHECKPOINT).is_file())
+    }
+
+    /// Whether `manifest` describes the stage this run would train now: the same settings,
+    /// tokenizer and model shape, from the parent checkpoint this run has now.
+    pub fn would_make(
+        &self,
+        stage: Stage,
+        manifest: &Manifest,
+        tokenizer: &TextTokenizer,
+    ) -> Result<bool> {
         let mut model = self.config.model.clone();
         model.vocab_size = tokenizer.vocab_size();
         let parent_ok = match stage.parent() {
@@ -240,8 +288,21 @@ impl Run {
         Ok(parent_ok
             && manifest.config_hash == self.stage_config_hash(stage)
             && manifest.tokenizer_hash == tokenizer.hash()
-            && manifest.model == model
-            && self.stage_dir(stage).join(files::CHECKPOINT).is_file())
+            && manifest.model == model)
+    }
+
+    /// Every stage finished with these settings; a run without its tokenizer yet has none.
+    pub fn is_complete(&self) -> Result<bool> {
+        if !self.dir.join(files::TOKENIZER).is_file() {
+            return Ok(false);
+        }
+        let tokenizer = self.tokenizer()?;
+        for stage in Stage::ALL {
+            if !self.is_up_to_date(stage, &tokenizer)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Measures a finished stage's checkpoint on every skill of the chain (`skills.json`),
@@ -253,7 +314,7 @@ impl Run {
     }
 
     /// The stage's manifest, `None` when it has not finished here.
-    fn manifest(&self, stage: Stage) -> Result<Option<Manifest>> {
+    pub fn manifest(&self, stage: Stage) -> Result<Option<Manifest>> {
         let path = self.stage_dir(stage).join(files::MANIFEST);
         if !path.exists() {
             return Ok(None);

@@ -10,7 +10,7 @@ mod stats;
 mod sweep_card;
 
 pub use run_card::write as write_run;
-pub use sweep_card::write as write_sweep;
+pub use sweep_card::{write as write_sweep, write_grid};
 
 /// The plots' folder beside a report card, linked from it by relative path.
 const PLOT_DIR: &str = "report";

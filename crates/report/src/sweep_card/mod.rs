@@ -5,7 +5,10 @@
 
 mod cells;
 mod collect;
+mod grid;
 mod skills;
+
+pub use grid::write as write_grid;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,21 +18,11 @@ use chain::layout::seed_dir;
 use chain::Stage;
 
 use crate::doc::{self, Block};
-use cells::mean_sd_cell;
+use cells::{mean_sd_cell, show};
 use collect::{seed_run, SeedRun, Unit};
 
 pub fn write(dir: &Path, seeds: &[u64]) -> Result<PathBuf> {
-    let mut runs = Vec::new();
-    for &seed in seeds {
-        let seed_path = seed_dir(dir, seed);
-        anyhow::ensure!(
-            seed_path.is_dir(),
-            "no folder {} for seed {seed} (run the sweep, or `cargo xtask pipeline --run \
-             NAME/seed-{seed} --seed {seed}`, first)",
-            seed_path.display()
-        );
-        runs.push(seed_run(seed, &seed_path)?);
-    }
+    let runs = load_runs(dir, seeds)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -53,6 +46,22 @@ pub fn write(dir: &Path, seeds: &[u64]) -> Result<PathBuf> {
         doc::html(&format!("Sweep report card: {name}"), &blocks),
     )?;
     Ok(md)
+}
+
+/// Every seed's run in a folder of seeds (a sweep's, or a grid cell's).
+fn load_runs(dir: &Path, seeds: &[u64]) -> Result<Vec<SeedRun>> {
+    let mut runs = Vec::new();
+    for &seed in seeds {
+        let seed_path = seed_dir(dir, seed);
+        anyhow::ensure!(
+            seed_path.is_dir(),
+            "no folder {} for seed {seed} (run the sweep, or `cargo xtask pipeline --run \
+             NAME/seed-{seed} --seed {seed}`, first)",
+            seed_path.display()
+        );
+        runs.push(seed_run(seed, &seed_path)?);
+    }
+    Ok(runs)
 }
 
 fn intro(dir: &Path, runs: &[SeedRun]) -> Result<String> {
@@ -123,13 +132,6 @@ fn headlines_section(runs: &[SeedRun]) -> Vec<Block> {
         }
     }
     order.sort_by_key(|(stage, _, _)| *stage);
-    let show = |unit: Unit| {
-        move |x: f64| match unit {
-            Unit::Percent => format!("{:.1}%", 100.0 * x),
-            Unit::Plain(d) => format!("{x:.d$}"),
-            Unit::Seconds => format!("{x:.0} s"),
-        }
-    };
     let rows = order
         .into_iter()
         .map(|(stage, name, unit)| {

@@ -7,11 +7,11 @@ use chain::skills::Skills;
 use chain::Stage;
 use eval::EvalRow;
 
-use super::cells::{mean_sd_cell, pct};
+use super::cells::{change_cell, mean_sd_cell, pct};
 use super::collect::SeedRun;
 use crate::doc::Block;
 use crate::plots;
-use crate::stats::{change, mean_sd};
+use crate::stats::mean_sd;
 
 /// A plot to write beside the report: `(file stem, SVG)`.
 pub(super) type Plot = Option<(String, String)>;
@@ -52,13 +52,39 @@ pub(super) fn section(runs: &[SeedRun]) -> Result<(Vec<Block>, Plot)> {
 }
 
 /// One row of the skills table: its label and how to find it in a stage's skills.
-struct Skill {
-    label: String,
+pub(super) struct Skill {
+    pub(super) label: String,
     /// Digit count, `None` for reverse words.
     k: Option<usize>,
 }
 
 impl Skill {
+    /// Reverse words, then sums at every K any of `runs` measured.
+    pub(super) fn all_in<'a>(runs: impl IntoIterator<Item = &'a SeedRun>) -> Vec<Skill> {
+        let mut ks: Vec<usize> = runs
+            .into_iter()
+            .flat_map(|r| r.skills.values())
+            .flat_map(|s| s.rows.iter().filter_map(|row| row.k))
+            .collect();
+        ks.sort_unstable();
+        ks.dedup();
+        let reverse = Skill {
+            label: "reverse words".into(),
+            k: None,
+        };
+        let sums = ks.into_iter().map(|k| Skill {
+            label: format!("sums K={k}"),
+            k: Some(k),
+        });
+        std::iter::once(reverse).chain(sums).collect()
+    }
+
+    /// One seed's accuracy on this skill after `stage`, with the number of problems.
+    pub(super) fn value(&self, stage: Stage, run: &SeedRun) -> Option<(f64, usize)> {
+        let row = self.row(run.skills.get(&stage)?)?;
+        Some((row.accuracy, row.n))
+    }
+
     fn row<'a>(&self, skills: &'a Skills) -> Option<&'a EvalRow> {
         match self.k {
             None => skills.reverse(),
@@ -85,22 +111,7 @@ impl<'a> SkillGrid<'a> {
         if stages.is_empty() {
             return None;
         }
-        let mut ks: Vec<usize> = runs
-            .iter()
-            .flat_map(|r| r.skills.values())
-            .flat_map(|s| s.rows.iter().filter_map(|row| row.k))
-            .collect();
-        ks.sort_unstable();
-        ks.dedup();
-        let reverse = Skill {
-            label: "reverse words".into(),
-            k: None,
-        };
-        let sums = ks.iter().map(|&k| Skill {
-            label: format!("sums K={k}"),
-            k: Some(k),
-        });
-        let skills = std::iter::once(reverse).chain(sums).collect();
+        let skills = Skill::all_in(runs);
         Some(Self {
             runs,
             stages,
@@ -110,8 +121,7 @@ impl<'a> SkillGrid<'a> {
 
     /// One seed's accuracy on `skill` after `stage`, with the number of problems.
     fn value(&self, skill: &Skill, stage: Stage, run: &SeedRun) -> Option<(f64, usize)> {
-        let row = skill.row(run.skills.get(&stage)?)?;
-        Some((row.accuracy, row.n))
+        skill.value(stage, run)
     }
 
     /// Every seed's accuracy on `skill` after `stage` (seeds that measured it).
@@ -231,17 +241,7 @@ impl<'a> SkillGrid<'a> {
                 acc.push((c.0 + p.0) / 2.0);
             }
         }
-        if diffs.is_empty() {
-            return "—".into();
-        }
-        let c = change(&diffs, n, mean_sd(&acc).0);
-        let mark = match c.beyond_noise {
-            Some(true) if c.mean > 0.0 => " ▲",
-            Some(true) => " ▼",
-            Some(false) => " ~",
-            None => "",
-        };
-        format!("{:+.1}{mark}", 100.0 * c.mean)
+        change_cell(&diffs, n, mean_sd(&acc).0)
     }
 
     /// Every seed's value per skill and stage.
