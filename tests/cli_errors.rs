@@ -525,3 +525,48 @@ fn a_killed_holder_releases_the_run() {
     first.0.wait().unwrap();
     assert_ok(&report());
 }
+
+/// A bad `--grid` or launcher option is one line naming it, before anything is written.
+#[test]
+fn bad_sweep_grids_and_launchers_are_one_line_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty_path = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let sweep = |extra: &[&str]| {
+        run(xtask()
+            .args([
+                "sweep", "--seeds", "0,1", "--run", "g", "--quiet", "--config",
+            ])
+            .arg(tiny_config())
+            .arg("--runs-dir")
+            .arg(&runs)
+            .env("PATH", empty_path.path())
+            .args(extra))
+    };
+    for (extra, needle) in [
+        (
+            &["--grid", "dpo.loss.loss_typo=sigmoid,orpo"][..],
+            "--grid cell dpo.loss.loss_typo=sigmoid",
+        ),
+        (&["--grid", "dpo.loss.beta=0.1,high"][..], "dpo.loss.beta"),
+        (&["--grid", "dpo.loss.beta"][..], "expected KEY=V1,V2"),
+        (
+            &["--launcher", "slurm"][..],
+            "--launcher slurm needs Slurm's sbatch on the PATH",
+        ),
+        (
+            &["--partition", "gpu"][..],
+            "--partition is an option of --launcher slurm",
+        ),
+    ] {
+        let out = sweep(extra);
+        assert!(!out.status.success(), "{extra:?}");
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+    let unknown = stderr(&sweep(&["--grid", "dpo.loss.loss_typo=sigmoid,orpo"]));
+    assert!(unknown.contains("loss_typo"), "{unknown}");
+    // Nothing was written, for any of them.
+    assert!(!runs.join("g").exists());
+}

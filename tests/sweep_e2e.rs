@@ -169,3 +169,99 @@ fn a_bad_seed_list_is_one_line() {
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+fn checkpoint(run: &Path, stage: &str) -> Value {
+    json(&run.join(stage).join("manifest.json"))["checkpoint_hash"].clone()
+}
+
+#[test]
+fn a_grid_crosses_settings_with_seeds_and_cells_share_the_stages_before_it() {
+    let runs = tempfile::tempdir().unwrap();
+    let grid = ["--grid", "dpo.loss.loss_type=sigmoid,orpo"];
+    let out = sweep(runs.path(), &grid);
+    assert_ok(&out);
+    let dir = runs.path().join("s");
+    let sigmoid = dir.join("dpo.loss.loss_type=sigmoid");
+    let orpo = dir.join("dpo.loss.loss_type=orpo");
+
+    // The second cell copied the three stages the grid does not touch, seed by seed, and
+    // trained its own DPO and RLVR.
+    let err = stderr(&out);
+    assert_eq!(err.matches(", copied").count(), 6, "{err}");
+    for seed in ["seed-0", "seed-1"] {
+        for stage in ["pretrain", "sft", "cot-sft"] {
+            assert_eq!(
+                checkpoint(&sigmoid.join(seed), stage),
+                checkpoint(&orpo.join(seed), stage)
+            );
+        }
+        assert_ne!(
+            checkpoint(&sigmoid.join(seed), "dpo"),
+            checkpoint(&orpo.join(seed), "dpo")
+        );
+        let info = json(&orpo.join(seed).join("run.json"));
+        let sets = info["overrides"].as_array().unwrap();
+        assert!(
+            sets.iter().any(|s| s == "dpo.loss.loss_type=orpo"),
+            "{sets:?}"
+        );
+    }
+    // A copied stage is the stage training would make: an ordinary run with the cell's
+    // settings, trained from scratch elsewhere, has the same five checkpoints.
+    let alone = tempfile::tempdir().unwrap();
+    assert_ok(&run(xtask()
+        .args(["pipeline", "--seed", "1", "--run", "alone", "--quiet"])
+        .args(["--set", "dpo.loss.loss_type=orpo", "--config"])
+        .arg(tiny_config())
+        .arg("--runs-dir")
+        .arg(alone.path())));
+    for stage in ["pretrain", "sft", "cot-sft", "dpo", "rlvr"] {
+        assert_eq!(
+            checkpoint(&alone.path().join("alone"), stage),
+            checkpoint(&orpo.join("seed-1"), stage),
+            "{stage}"
+        );
+    }
+
+    // Each cell has its sweep report; the grid's compares the cells where they differ.
+    assert!(sigmoid.join("report.md").is_file() && orpo.join("report.md").is_file());
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for needle in [
+        "pretrain, sft, cot-sft: the same checkpoints in every cell",
+        "## After dpo",
+        "## After rlvr",
+        "| skill | dpo.loss.loss_type=sigmoid | dpo.loss.loss_type=orpo | \
+         dpo.loss.loss_type=orpo − first |",
+        "--grid dpo.loss.loss_type=sigmoid,orpo --report-only",
+    ] {
+        assert!(report.contains(needle), "{needle} not in:\n{report}");
+    }
+    assert!(!report.contains("## After cot-sft"), "{report}");
+    assert!(dir.join("report.html").is_file());
+
+    // Again: every run's every stage is up to date; a finished cell is never retrained.
+    let again = sweep(runs.path(), &grid);
+    assert_ok(&again);
+    assert_eq!(stderr(&again).matches("up to date").count(), 20);
+
+    // A grid's folder takes no sweep without a grid, and a cell is not a sweep's folder.
+    let plain = sweep(runs.path(), &[]);
+    assert!(!plain.status.success());
+    assert!(
+        stderr(&plain).contains("with a --grid"),
+        "{}",
+        stderr(&plain)
+    );
+    let into_cell = run(xtask()
+        .args(["sweep", "--seeds", "0", "--quiet", "--config"])
+        .arg(tiny_config())
+        .arg("--runs-dir")
+        .arg(&dir)
+        .args(["--run", "dpo.loss.loss_type=orpo"]));
+    assert!(!into_cell.status.success());
+    assert!(
+        stderr(&into_cell).contains("is a cell of a grid"),
+        "{}",
+        stderr(&into_cell)
+    );
+}

@@ -92,9 +92,11 @@ EOF
     fi
     as_root mkdir -p /run/munge
     as_root chown munge:munge /run/munge
+    # A munged already answering (the machine's own) is used, and left running by `down`.
     if ! munge -n >/dev/null 2>&1; then
-        as_root runuser -u munge -- munged --pid-file="$dir/munged.pid" \
-            || as_root runuser -u munge -- munged --force --pid-file="$dir/munged.pid"
+        as_root mkdir -p "$dir/munge"
+        as_root chown munge:munge "$dir/munge"
+        as_root runuser -u munge -- munged --pid-file="$dir/munge/munged.pid"
         wait_for 10 "munged answering" munge -n
     fi
     as_root slurmctld -f "$conf"
@@ -125,7 +127,7 @@ down() {
     done
     stop_pid_file "$dir/slurmd.pid"
     stop_pid_file "$dir/slurmctld.pid"
-    stop_pid_file "$dir/munged.pid"
+    stop_pid_file "$dir/munge/munged.pid"
     echo "cluster: down"
 }
 

@@ -214,8 +214,9 @@ fn create(dir: &Path) -> Result<()> {
 }
 
 pub fn run(sweep: &SweepArgs) -> Result<()> {
-    if sweep.launcher == Launcher::Local {
-        sweep.slurm.refuse_without_slurm()?;
+    match sweep.launcher {
+        Launcher::Local => sweep.slurm.refuse_without_slurm()?,
+        Launcher::Slurm => sweep.slurm.check_cluster()?,
     }
     let plan = Plan::new(sweep)?;
     create(&plan.dir)?;
@@ -264,7 +265,8 @@ fn check_kind(plan: &Plan) -> Result<()> {
             );
         }
         let was_grid = info.get("grid").is_some();
-        if was_grid != !plan.axes.is_empty() {
+        let is_grid = !plan.axes.is_empty();
+        if was_grid != is_grid {
             let (was, now) = if was_grid {
                 ("with a --grid", "without one")
             } else {

@@ -64,6 +64,18 @@ impl SlurmArgs {
         Ok(())
     }
 
+    /// Slurm is there, and has the partition asked for: checked before anything is written.
+    pub fn check_cluster(&self) -> Result<()> {
+        find_on_path("sbatch").with_context(|| {
+            "--launcher slurm needs Slurm's sbatch on the PATH, and there is none (run from a \
+             cluster's login node, or drop --launcher slurm)"
+        })?;
+        match &self.partition {
+            Some(partition) => check_partition(partition),
+            None => Ok(()),
+        }
+    }
+
     /// The sbatch options every job of the sweep shares.
     /// The jobs start in `workdir`, where this command runs: the runs' paths are relative
     /// to it, as given.
@@ -86,13 +98,6 @@ impl SlurmArgs {
 /// Submits the runs still to do and the report job; waits for them unless `--no-wait`.
 pub fn launch(plan: &Plan, sweep: &SweepArgs) -> Result<()> {
     let options = &sweep.slurm;
-    find_on_path("sbatch").with_context(|| {
-        "--launcher slurm needs Slurm's sbatch on the PATH, and there is none (run from a \
-         cluster's login node, or drop --launcher slurm)"
-    })?;
-    if let Some(partition) = &options.partition {
-        check_partition(partition)?;
-    }
     let name = sweep.args.run_name();
     let mut todo = Vec::new();
     for run in plan.runs() {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chain::Stage;
 
 use super::cells::{change_cell, mean_sd_cell, pct, show};
@@ -49,7 +49,7 @@ pub fn write(dir: &Path, cells: &[(String, PathBuf)], seeds: &[u64]) -> Result<P
         .partition(|&s| same_in_every_cell(&cells, s));
 
     let mut blocks = vec![Block::Heading(1, format!("Grid report card: `{name}`"))];
-    blocks.push(Block::Paragraph(intro(&name, &cells, seeds)));
+    blocks.push(Block::Paragraph(intro(dir, &name, &cells, seeds)?));
     if !shared.is_empty() {
         let list: Vec<String> = shared.iter().map(|s| s.to_string()).collect();
         blocks.push(Block::Paragraph(format!(
@@ -70,25 +70,73 @@ pub fn write(dir: &Path, cells: &[(String, PathBuf)], seeds: &[u64]) -> Result<P
     Ok(md)
 }
 
-fn intro(name: &str, cells: &[CellRuns], seeds: &[u64]) -> String {
+fn intro(dir: &Path, name: &str, cells: &[CellRuns], seeds: &[u64]) -> Result<String> {
     let links: Vec<String> = cells
         .iter()
         .map(|c| format!("[`{}`]({}/report.md)", c.name, c.name))
         .collect();
     let seed_list: Vec<String> = seeds.iter().map(u64::to_string).collect();
-    format!(
-        "{} cells × {} seeds ({}). Each cell is a folder of ordinary runs, one per seed, with \
+    let (settings, grid) = settings(dir)?;
+    Ok(format!(
+        "{} cells × {} seeds ({}), {settings}. Each cell is a folder of ordinary runs, one per seed, with \
          its own sweep report card: {}. Cells are mean ± sample sd over seeds, in %; \
          \"− first\" columns are each cell minus the first cell, paired by seed, in points: \
          ▲/▼ beyond noise (the 95% t-interval of the paired differences excludes 0, their \
          spread floored at the binomial error of one held-out set), ~ within noise. Rebuild \
-         with `cargo xtask sweep --run {name} --seeds {} --grid … --report-only`.",
+         with `cargo xtask sweep --run {name} --seeds {}{grid} --report-only`.",
         cells.len(),
         seeds.len(),
         seed_list.join(", "),
         links.join(", "),
         seed_list.join(","),
-    )
+    ))
+}
+
+/// The grid's settings from its `sweep.json`: the config and `--set` items as one phrase, and
+/// the `--grid` arguments.
+fn settings(dir: &Path) -> Result<(String, String)> {
+    let path = dir.join(chain::layout::SWEEP_INFO);
+    if !path.exists() {
+        return Ok((
+            "settings in each cell's sweep.json".into(),
+            " --grid …".into(),
+        ));
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let info: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let sets: Vec<String> = strings(&info["overrides"])
+        .iter()
+        .map(|s| format!(" `--set {s}`"))
+        .collect();
+    let grid: Vec<String> = info["grid"]
+        .as_array()
+        .map(|axes| {
+            axes.iter()
+                .map(|a| {
+                    let key = a["key"].as_str().unwrap_or("?");
+                    format!(" --grid {key}={}", strings(&a["values"]).join(","))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let config = info["config"].as_str().unwrap_or("?");
+    let with = if sets.is_empty() {
+        String::new()
+    } else {
+        format!(" with{}", sets.join(""))
+    };
+    Ok((format!("config `{config}`{with}"), grid.join("")))
 }
 
 /// Whether every seed's checkpoint after `stage` is the same in every cell that measured it.
