@@ -210,6 +210,51 @@ fn the_chain_links_each_stage_to_its_parent() {
         std::fs::read(run_dir.join("cot-sft/eval.json")).unwrap(),
         stage_eval
     );
+    // With --samples, pass@k per K beside it: budgets 1, 2, 4 and 6, from each problem's count
+    // of correct samples, pass@1 their mean, and pass@k never falling as k grows.
+    let out = run(xtask()
+        .args([
+            "eval",
+            "--ks",
+            "2,3",
+            "--per-k",
+            "3",
+            "--samples",
+            "6",
+            "--words",
+        ])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/words4.txt"))
+        .arg("--from")
+        .arg(run_dir.join("cot-sft")));
+    assert_ok(&out);
+    let pass = json(&run_dir.join("cot-sft/pass_at_k.json"));
+    let pass = pass.as_array().unwrap();
+    assert_eq!(pass.len(), 2);
+    for row in pass {
+        let counts: Vec<f64> = row["correct"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .collect();
+        assert_eq!(counts.len(), 3);
+        let at = |b: &str| row["pass_at"][b].as_f64().unwrap();
+        let mean = counts.iter().sum::<f64>() / (3.0 * 6.0);
+        assert!((at("1") - mean).abs() < 1e-12, "{row}");
+        assert!(
+            at("1") <= at("2") && at("2") <= at("4") && at("4") <= at("6"),
+            "{row}"
+        );
+    }
+    let greedy_t = run(xtask()
+        .args(["eval", "--samples", "4", "--temperature", "0", "--from"])
+        .arg(run_dir.join("cot-sft")));
+    assert!(!greedy_t.status.success());
+    assert!(
+        stderr(&greedy_t).contains("--temperature 0"),
+        "{}",
+        stderr(&greedy_t)
+    );
 
     // `--restart-from` redoes a stage from step 0: a snapshot that a killed run left there is
     // discarded, never resumed.

@@ -5,6 +5,7 @@ use chain::FinishedStage;
 use clap::Args;
 use data::tasks::digit_sum::Mode;
 use data::tasks::reverse;
+use eval::pass_at_k::{evaluate_pass_at_k, format_pass_at_k, PassAtKConfig};
 use eval::{evaluate_digit_sum, evaluate_reverse, format_row, write_eval};
 use model::DeviceChoice;
 use trainer::files;
@@ -29,10 +30,27 @@ pub struct EvalArgs {
     /// eval.json, which holds what the stage measured (the report reads it).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also sample every CoT problem N times and report pass@1, 2, 4, … N per K (the unbiased
+    /// estimator of Chen et al. 2021), into pass_at_k.json beside --out's file (0 = not).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    samples: usize,
+    /// The sampling temperature of --samples.
+    #[arg(long, default_value_t = 1.0, requires = "samples")]
+    temperature: f32,
+    /// The sampling streams of --samples.
+    #[arg(long, default_value_t = 0, requires = "samples")]
+    sample_seed: u64,
 }
 
 /// Reverse-word accuracy and digit-sum accuracy per K in both formats, into `FROM/eval.suite.json`.
 pub fn run(args: &EvalArgs) -> Result<()> {
+    if args.samples > 0 && !(args.temperature > 0.0 && args.temperature.is_finite()) {
+        anyhow::bail!(
+            "--temperature {}: pass@k samples need a temperature > 0 (0 is greedy: every \
+             sample the same)",
+            args.temperature
+        );
+    }
     let out = args
         .out
         .clone()
@@ -60,8 +78,28 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     write_eval(&out, &rows)?;
     println!("rows written to {}", out.display());
+    if args.samples > 0 {
+        let config = PassAtKConfig {
+            ks: args.ks.clone(),
+            per_k: args.per_k,
+            problem_seed: args.seed,
+            samples: args.samples,
+            temperature: args.temperature,
+            sample_seed: args.sample_seed,
+        };
+        let rows = evaluate_pass_at_k(&model, tokenizer, Mode::Cot, &config, &device)?;
+        for row in &rows {
+            println!("{}", format_pass_at_k(row));
+        }
+        let path = out.with_file_name(PASS_AT_K);
+        data::atomic::write(&path, serde_json::to_string_pretty(&rows)?)?;
+        println!("pass@k written to {}", path.display());
+    }
     Ok(())
 }
+
+/// `xtask eval --samples`' file, beside its rows.
+const PASS_AT_K: &str = "pass_at_k.json";
 
 /// The default file name of `xtask eval`'s rows, beside the stage's own eval.json.
 const SUITE_EVAL: &str = "eval.suite.json";

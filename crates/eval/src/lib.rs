@@ -2,6 +2,7 @@
 //! the strict verifier for digit sums (per K, per mode), with format failures counted.
 
 mod greedy;
+pub mod pass_at_k;
 
 use std::cell::RefCell;
 use std::path::Path;
