@@ -47,12 +47,15 @@ def causal_attention(q, k, v):
 
 
 def forward(w, cfg, ids):
-    """Lesson 01: tok + pos, L pre-norm blocks (fused QKV, causal softmax attention, 4x MLP),
+    """Lesson 01: tok + pos (learned, or none), L pre-norm blocks (fused QKV, causal softmax attention, 4x MLP),
     final LayerNorm, head tied to the token embedding. Shapes: weights are [in, out]."""
     d, h = cfg["d_model"], cfg["n_heads"]
     hd = d // h
     t = len(ids)
-    x = w["token_embedding"][ids] + w["position_embedding"][:t]
+    x = w["token_embedding"][ids]
+    if cfg.get("position", "learned") == "learned":
+        x = x + w["position_embedding"][:t]
+    # position "none" (NoPE): nothing is added; causal attention alone tells order.
     for layer in range(cfg["n_layers"]):
         p = f"blocks.{layer}."
         a = layer_norm(x, w[p + "ln1.gamma"], w[p + "ln1.beta"])

@@ -73,7 +73,10 @@ def load_ours(stage):
     model = GPT(cfg["vocab_size"], cfg["block_size"], cfg["d_model"], cfg["n_layers"], cfg["n_heads"])
     with torch.no_grad():
         model.tok.copy_(w["token_embedding"])
-        model.pos.copy_(w["position_embedding"])
+        if cfg.get("position", "learned") == "learned":
+            model.pos.copy_(w["position_embedding"])
+        else:  # position "none": no position signal, the same as adding zeros
+            model.pos.zero_()
         model.ln_f.weight.copy_(w["ln_f.gamma"])
         model.ln_f.bias.copy_(w["ln_f.beta"])
         for i, b in enumerate(model.blocks):

@@ -15,12 +15,18 @@ use common::*;
 
 /// A tiny pretrained checkpoint and our logits and greedy completion for one prompt.
 fn pretrained_with_logits(dir: &Path, prompt: &str) -> (PathBuf, PathBuf) {
+    pretrained_with_logits_and(dir, prompt, &[])
+}
+
+/// The same with `--set` items for the stage.
+fn pretrained_with_logits_and(dir: &Path, prompt: &str, sets: &[&str]) -> (PathBuf, PathBuf) {
     let runs = dir.join("runs");
     assert_ok(&run(xtask()
         .args(["stage", "pretrain", "--quiet", "--run", "p", "--config"])
         .arg(tiny_config())
         .arg("--runs-dir")
-        .arg(&runs)));
+        .arg(&runs)
+        .args(sets.iter().flat_map(|s| ["--set", s]))));
     let stage = runs.join("p/pretrain");
     let logits = dir.join("logits.json");
     assert_ok(&run(xtask()
@@ -137,6 +143,31 @@ fn the_transformers_export_read_by_gpt2_names_matches_ours() {
         ],
     );
     assert!(!ok, "a wrong ε still matched:\n{text}");
+}
+
+/// A model without positions (`model.position = "none"`): the NumPy forward pass reads it from
+/// our checkpoint, and the export (GPT-2 with all-zero position vectors) gives our logits too.
+#[test]
+fn without_positions_numpy_and_the_export_match_ours() {
+    let Some(numpy_python) =
+        parity_python_or_skip("without_positions_numpy_and_the_export_match_ours")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (stage, logits) =
+        pretrained_with_logits_and(dir.path(), "3+4+5={3+4=7}7#", &["model.position=none"]);
+    let hf = dir.path().join("hf");
+    export(&stage, &hf);
+    for source in [
+        ["--from".as_ref(), stage.as_os_str()],
+        ["--hf".as_ref(), hf.as_os_str()],
+    ] {
+        let mut args = source.to_vec();
+        args.extend(["--expect".as_ref(), logits.as_os_str()]);
+        let (ok, text) = python(&numpy_python, "parity.py", &args);
+        assert!(ok, "parity without positions failed ({source:?}):\n{text}");
+    }
 }
 
 /// The Python that has torch and transformers: `GPT_MINI_TRANSFORMERS_PYTHON`, else the

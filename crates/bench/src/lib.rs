@@ -72,6 +72,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         d_model: args.d_model,
         n_layers: args.n_layers,
         n_heads: args.n_heads,
+        ..GptConfig::default()
     };
     if args.dpo {
         return dpo::run(&device, &config, args.batch, args.warmup, args.steps);

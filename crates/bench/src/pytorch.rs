@@ -27,6 +27,7 @@ fn cases() -> [Case; 2] {
         d_model,
         n_layers,
         n_heads,
+        ..GptConfig::default()
     };
     [
         Case {

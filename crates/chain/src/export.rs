@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use data::tokenizer::{TextTokenizer, END, PAD, UNK};
-use model::GptConfig;
+use model::{GptConfig, Position};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde_json::json;
@@ -168,11 +168,14 @@ fn gpt2_weights(tensors: &SafeTensors, config: &GptConfig) -> Result<BTreeMap<St
         Ok(())
     };
     copy("token_embedding", "transformer.wte.weight".into(), &[v, d])?;
-    copy(
-        "position_embedding",
-        "transformer.wpe.weight".into(),
-        &[t, d],
-    )?;
+    let learned = config.position == Position::Learned;
+    if learned {
+        copy(
+            "position_embedding",
+            "transformer.wpe.weight".into(),
+            &[t, d],
+        )?;
+    }
     for layer in 0..config.n_layers {
         let ours = |name: &str| format!("blocks.{layer}.{name}");
         let theirs = |name: &str| format!("transformer.h.{layer}.{name}");
@@ -208,10 +211,19 @@ fn gpt2_weights(tensors: &SafeTensors, config: &GptConfig) -> Result<BTreeMap<St
             );
         }
     }
-    let expected = 4 + 10 * config.n_layers;
+    let expected = 3 + usize::from(learned) + 10 * config.n_layers;
     let found = tensors.names().len();
     if found != expected {
         bail!("it holds {found} tensors where the GPT-2 layout has {expected} of ours");
+    }
+    if !learned {
+        // GPT-2 always adds a position vector; all zeros add nothing, exactly, so GPT-2 with
+        // these is the model without positions.
+        let zeros = Weight {
+            shape: vec![t, d],
+            bytes: vec![0; t * d * 4],
+        };
+        out.insert("transformer.wpe.weight".into(), zeros);
     }
     Ok(out)
 }

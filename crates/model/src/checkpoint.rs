@@ -168,6 +168,7 @@ mod tests {
             d_model: 16,
             n_layers: 1,
             n_heads: 2,
+            position: crate::Position::Learned,
         };
         let model = Gpt::new(&config, &device);
         let dir = tempfile::tempdir().unwrap();

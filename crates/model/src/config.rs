@@ -7,11 +7,35 @@ pub struct GptConfig {
     /// Filled in from the tokenizer; a `pipeline.toml` never sets it.
     #[serde(default)]
     pub vocab_size: usize,
-    /// Longest sequence the learned position embedding covers.
+    /// Longest sequence the model reads (and the learned position embedding covers).
     pub block_size: usize,
     pub d_model: usize,
     pub n_layers: usize,
     pub n_heads: usize,
+    /// How the model knows where a token is. Left out of the file when it is the lesson's
+    /// learned embedding, so the checkpoints (and their hashes) of such models are as before.
+    #[serde(default, skip_serializing_if = "Position::is_learned")]
+    pub position: Position,
+}
+
+/// `model.position`: how the model knows where a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Position {
+    /// The lesson's: a learned vector per position up to `block_size`, added to the token's.
+    #[default]
+    Learned,
+    /// No position signal at all (NoPE, Kazemnejad et al. 2023, arXiv 2305.19466): causal
+    /// attention alone tells a token how much came before it. Nothing is tied to a position,
+    /// which is what lets some small models run past the lengths they were trained on.
+    #[serde(rename = "none")]
+    Absent,
+}
+
+impl Position {
+    pub fn is_learned(&self) -> bool {
+        *self == Position::Learned
+    }
 }
 
 impl Default for GptConfig {
@@ -22,6 +46,7 @@ impl Default for GptConfig {
             d_model: 128,
             n_layers: 4,
             n_heads: 4,
+            position: Position::Learned,
         }
     }
 }
@@ -66,6 +91,10 @@ impl GptConfig {
         let layer_norm = 2 * d;
         let attention = 3 * d * d + d * d;
         let mlp = (d * 4 * d + 4 * d) + (4 * d * d + d);
-        v * d + t * d + l * (2 * layer_norm + attention + mlp) + layer_norm
+        let positions = match self.position {
+            Position::Learned => t * d,
+            Position::Absent => 0,
+        };
+        v * d + positions + l * (2 * layer_norm + attention + mlp) + layer_norm
     }
 }

@@ -98,7 +98,8 @@ struct DecoderWeights {
     padded_vocab: usize,
     block_size: usize,
     token_embedding: Vec<f32>,
-    position_embedding: Vec<f32>,
+    /// `None` without learned positions.
+    position_embedding: Option<Vec<f32>>,
     layers: Vec<LayerWeights>,
     ln_f: Norm,
     /// The tied head `Eᵀ`, `[d, padded_vocab]`, zero in the padding columns.
@@ -182,7 +183,7 @@ impl DecoderWeights {
             padded_vocab,
             block_size: model.block_size(),
             token_embedding,
-            position_embedding: host(model.position_embedding.val()),
+            position_embedding: model.position_embedding.as_ref().map(|p| host(p.val())),
             layers,
             ln_f: Norm::of(&model.ln_f),
             head,
@@ -341,10 +342,12 @@ impl<'a> Batch<'a> {
         let hidden = &mut self.hidden[..n * 4 * d];
 
         for (x, slot) in x.chunks_exact_mut(d).zip(&self.slots) {
-            let token = &w.token_embedding[slot.token as usize * d..][..d];
-            let position = &w.position_embedding[slot.position * d..][..d];
-            for ((x, &t), &p) in x.iter_mut().zip(token).zip(position) {
-                *x = t + p;
+            x.copy_from_slice(&w.token_embedding[slot.token as usize * d..][..d]);
+            if let Some(positions) = &w.position_embedding {
+                let position = &positions[slot.position * d..][..d];
+                for (x, &p) in x.iter_mut().zip(position) {
+                    *x += p;
+                }
             }
         }
         for (l, layer) in w.layers.iter().enumerate() {

@@ -6,7 +6,7 @@ use kernels::{layer_norm, linear};
 
 use crate::attention::LayerCache;
 use crate::block::Block;
-use crate::config::GptConfig;
+use crate::config::{GptConfig, Position};
 use crate::init;
 
 /// The lesson-01 GPT. The output head is the token embedding itself (`x @ Eᵀ`): one
@@ -14,7 +14,8 @@ use crate::init;
 #[derive(Module, Debug)]
 pub struct Gpt {
     pub token_embedding: Param<Tensor<2>>,
-    pub position_embedding: Param<Tensor<2>>,
+    /// The lesson's learned positions; `None` with `model.position = "none"`.
+    pub position_embedding: Option<Param<Tensor<2>>>,
     pub blocks: Vec<Block>,
     pub ln_f: LayerNorm,
     block_size: usize,
@@ -36,7 +37,12 @@ impl Gpt {
         let d = config.d_model;
         Self {
             token_embedding: init::normal([config.vocab_size, d], init::INIT_STD, device),
-            position_embedding: init::normal([config.block_size, d], init::INIT_STD, device),
+            position_embedding: match config.position {
+                Position::Learned => {
+                    Some(init::normal([config.block_size, d], init::INIT_STD, device))
+                }
+                Position::Absent => None,
+            },
             blocks: (0..config.n_layers)
                 .map(|_| Block::new(d, config.n_heads, config.n_layers, device))
                 .collect(),
@@ -98,12 +104,10 @@ impl Gpt {
             self.block_size
         );
         let tokens = embedding(self.token_embedding.val(), idx);
-        let positions = self
-            .position_embedding
-            .val()
-            .narrow(0, offset, t)
-            .unsqueeze::<3>();
-        tokens + positions
+        match &self.position_embedding {
+            Some(positions) => tokens + positions.val().narrow(0, offset, t).unsqueeze::<3>(),
+            None => tokens,
+        }
     }
 
     fn head(&self, x: Tensor<3>) -> Tensor<3> {

@@ -21,7 +21,7 @@ pub mod mlp;
 pub mod phase;
 
 pub use burn;
-pub use config::GptConfig;
+pub use config::{GptConfig, Position};
 pub use device::DeviceChoice;
 pub use gpt::Gpt;
 

@@ -2,7 +2,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::gpt::KvCache;
-use crate::{checkpoint, Gpt, GptConfig};
+use crate::{checkpoint, Gpt, GptConfig, Position};
 use test_support::{max_abs_diff, values};
 
 fn config() -> GptConfig {
@@ -12,6 +12,7 @@ fn config() -> GptConfig {
         d_model: 32,
         n_layers: 2,
         n_heads: 4,
+        position: Position::Learned,
     }
 }
 
@@ -24,9 +25,80 @@ fn ids(values: &[i64], batch: usize) -> Tensor<2, Int> {
 }
 
 fn model() -> Gpt {
+    model_with(Position::Learned)
+}
+
+fn model_with(position: Position) -> Gpt {
     let device = Device::flex();
+    let config = GptConfig {
+        position,
+        ..config()
+    };
     // Seeded under test-support's lock: the tests of this binary draw in parallel.
-    test_support::seeded(&device, 7, || Gpt::new(&config(), &device))
+    test_support::seeded(&device, 7, || Gpt::new(&config, &device))
+}
+
+/// Without positions nothing tells one copy of a token from the next, so a run of one token
+/// gets the same logits at every position; with learned positions it does not (the test can
+/// fail). The parameter count has no position rows.
+#[test]
+fn without_positions_a_repeated_token_looks_the_same_everywhere() {
+    let spread = |position: Position| {
+        let logits = values(model_with(position).forward(ids(&[4; 6], 1)));
+        let first = logits[..11].to_vec();
+        logits
+            .chunks(11)
+            .map(|at| max_abs_diff(at, &first))
+            .fold(0.0f32, f32::max)
+    };
+    assert!(
+        spread(Position::Absent) < 1e-5,
+        "{}",
+        spread(Position::Absent)
+    );
+    assert!(spread(Position::Learned) > 1e-3);
+
+    let mut shapes = Shapes(vec![]);
+    model_with(Position::Absent).visit(&mut shapes);
+    let counted: usize = shapes.0.iter().map(|s| s.iter().product::<usize>()).sum();
+    let config = GptConfig {
+        position: Position::Absent,
+        ..config()
+    };
+    assert_eq!(counted, config.num_params());
+    assert_eq!(config.num_params() + 16 * 32, self::config().num_params());
+}
+
+/// A model without positions saves and loads as itself; its file says so, and a learned
+/// model's file says nothing of positions (its bytes are as before the option existed).
+#[test]
+fn a_model_without_positions_round_trips_through_its_checkpoint() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let gpt = model_with(Position::Absent);
+    let config = GptConfig {
+        position: Position::Absent,
+        ..config()
+    };
+    let path = dir.path().join("nope.safetensors");
+    checkpoint::save(&gpt, &config, &path).unwrap();
+    let (loaded, loaded_config) = checkpoint::load(&path, &device).unwrap();
+    assert_eq!(loaded_config.position, Position::Absent);
+    assert!(loaded.position_embedding.is_none());
+    let tokens = ids(&[1, 2, 3, 4], 1);
+    let diff = max_abs_diff(
+        &values(gpt.forward(tokens.clone())),
+        &values(loaded.forward(tokens)),
+    );
+    assert_eq!(diff, 0.0);
+    let learned = dir.path().join("learned.safetensors");
+    checkpoint::save(&model(), &self::config(), &learned).unwrap();
+    let text = String::from_utf8_lossy(&std::fs::read(&learned).unwrap()).into_owned();
+    assert!(
+        !text.contains("\\\"position\\\""),
+        "the learned config names its position"
+    );
+    assert!(text.contains("position_embedding"));
 }
 
 #[test]
@@ -135,9 +207,15 @@ fn cached_and_uncached_sampling_draw_the_same_tokens() {
 /// tests' 1e-4), so the same streams draw the same tokens, sampled and greedy.
 #[test]
 fn the_decoder_draws_the_tensor_paths_tokens_from_the_same_streams() {
+    for position in [Position::Learned, Position::Absent] {
+        decoder_matches_the_tensor_path(position);
+    }
+}
+
+fn decoder_matches_the_tensor_path(position: Position) {
     use crate::decode::logits_along;
     use crate::generate::{generate, generate_with_tensors, Streams};
-    let gpt = model();
+    let gpt = model_with(position);
     let device = Device::flex();
     let tokens: Vec<u32> = (0..16).map(|i| (i * 7 + 3) % 11).collect();
     let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
@@ -152,7 +230,10 @@ fn the_decoder_draws_the_tensor_paths_tokens_from_the_same_streams() {
         let streams = Streams::new(seed);
         let decoded = generate(&gpt, &prompts, options, streams, &device);
         let reference = generate_with_tensors(&gpt, &prompts, options, streams, &device, true);
-        assert_eq!(decoded, reference, "temperature {temperature}, seed {seed}");
+        assert_eq!(
+            decoded, reference,
+            "{position:?}, temperature {temperature}, seed {seed}"
+        );
         assert!(
             decoded.iter().any(|row| row.len() > 3),
             "nothing was generated"

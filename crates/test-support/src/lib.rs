@@ -18,6 +18,7 @@ pub fn tiny(vocab_size: usize) -> GptConfig {
         d_model: 16,
         n_layers: 1,
         n_heads: 2,
+        position: model::Position::Learned,
     }
 }
 
@@ -29,6 +30,7 @@ pub fn small(vocab_size: usize) -> GptConfig {
         d_model: 32,
         n_layers: 2,
         n_heads: 4,
+        position: model::Position::Learned,
     }
 }
 
