@@ -91,7 +91,7 @@ fn out_of_range_stage_values_are_named() {
         (
             "ks = [2, 3]\ndirect_twin",
             "ks = [1, 3]\ndirect_twin",
-            "cot-sft.ks must be digit counts in 2..=9",
+            "cot-sft.ks must be digit counts in 2..=10",
         ),
         (
             "group_size = 8",

@@ -173,8 +173,8 @@ fn random_problem(k: usize, rng: &mut StdRng) -> DigitSum {
 
 /// Checks a list of digit counts from the config (`key` names it in the error).
 pub fn check_ks(key: &str, ks: &[usize]) -> Result<(), String> {
-    if ks.is_empty() || ks.iter().any(|&k| !(2..=9).contains(&k)) {
-        return Err(format!("{key} must be digit counts in 2..=9, got {ks:?}"));
+    if ks.is_empty() || ks.iter().any(|&k| !(2..=10).contains(&k)) {
+        return Err(format!("{key} must be digit counts in 2..=10, got {ks:?}"));
     }
     Ok(())
 }
@@ -281,5 +281,21 @@ mod tests {
         );
         assert_eq!(held_out_problems(5, 100, 3).len(), 100);
         assert_eq!(train_problems(&[4], 10, 9), train_problems(&[4], 10, 9));
+    }
+
+    /// The frontier past the demonstrations reaches K = 10 (issue 27): its held-out problems
+    /// are drawn, their traces verify (all nines: 95 characters with the prompt, past the lesson
+    /// model's 64 positions), and the config accepts it while K = 11 is refused.
+    #[test]
+    fn k_10_is_a_task_of_its_own() {
+        let held = held_out_problems(10, 20, 1);
+        assert_eq!(held.len(), 20);
+        assert!(held.iter().all(|p| p.k() == 10));
+        let nines = p(&[9; 10]);
+        let trace = nines.completion(Mode::Cot);
+        assert_eq!(nines.prompt().len() + trace.len(), 95);
+        assert_eq!(nines.verify(Mode::Cot, &trace), Verdict::Correct);
+        assert!(check_ks("eval.ks", &[2, 10]).is_ok());
+        assert!(check_ks("eval.ks", &[11]).is_err());
     }
 }

@@ -22,7 +22,7 @@ pub struct TaskVerdict {
     pub expected: String,
 }
 
-/// `3+4+5=` (single digits, 2..=9 of them) or `<abcd>` (lowercase letters); anything else
+/// `3+4+5=` (single digits, 2..=10 of them) or `<abcd>` (lowercase letters); anything else
 /// is not a task prompt and gets no verdict.
 pub fn verdict(prompt: &str, completion: &str) -> Option<TaskVerdict> {
     if let Some(problem) = parse_digit_sum(prompt) {
@@ -59,7 +59,7 @@ pub fn parse_digit_sum(prompt: &str) -> Option<DigitSum> {
         })
         .collect();
     let digits = digits?;
-    (2..=9)
+    (2..=10)
         .contains(&digits.len())
         .then_some(DigitSum { digits })
 }
