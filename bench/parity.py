@@ -46,21 +46,36 @@ def causal_attention(q, k, v):
     return scores @ v
 
 
+def rope(x):
+    """RoFormer's rotary embedding, GPT-NeoX's half-split form: the two halves of each head's
+    vector are the coordinates of hd/2 planes, plane i at position p turned by
+    p * 10000^(-2i/hd). x: [h, t, hd]."""
+    t, hd = x.shape[1], x.shape[2]
+    half = hd // 2
+    angle = np.arange(t)[:, None] * 10000.0 ** (-2.0 * np.arange(half) / hd)  # [t, half]
+    cos, sin = np.cos(angle), np.sin(angle)
+    a, b = x[..., :half], x[..., half:]
+    return np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+
+
 def forward(w, cfg, ids):
     """Lesson 01: tok + pos (learned, or none), L pre-norm blocks (fused QKV, causal softmax attention, 4x MLP),
     final LayerNorm, head tied to the token embedding. Shapes: weights are [in, out]."""
     d, h = cfg["d_model"], cfg["n_heads"]
     hd = d // h
     t = len(ids)
+    position = cfg.get("position", "learned")
     x = w["token_embedding"][ids]
-    if cfg.get("position", "learned") == "learned":
+    if position == "learned":
         x = x + w["position_embedding"][:t]
-    # position "none" (NoPE): nothing is added; causal attention alone tells order.
+    # "none" (NoPE): nothing is added; "rope": queries and keys are turned below.
     for layer in range(cfg["n_layers"]):
         p = f"blocks.{layer}."
         a = layer_norm(x, w[p + "ln1.gamma"], w[p + "ln1.beta"])
         qkv = (a @ w[p + "attn.qkv"]).reshape(t, 3, h, hd)
         q, k, v = (qkv[:, i].transpose(1, 0, 2) for i in range(3))  # [h, t, hd]
+        if position == "rope":
+            q, k = rope(q), rope(k)
         y = causal_attention(q, k, v).transpose(1, 0, 2).reshape(t, d)
         x = x + y @ w[p + "attn.proj"]
         m = layer_norm(x, w[p + "ln2.gamma"], w[p + "ln2.beta"])

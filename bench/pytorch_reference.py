@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 
 import torch
@@ -73,7 +74,10 @@ def load_ours(stage):
     model = GPT(cfg["vocab_size"], cfg["block_size"], cfg["d_model"], cfg["n_layers"], cfg["n_heads"])
     with torch.no_grad():
         model.tok.copy_(w["token_embedding"])
-        if cfg.get("position", "learned") == "learned":
+        position = cfg.get("position", "learned")
+        if position == "rope":
+            sys.exit(f"{stage}: the PyTorch reference has learned positions or none, not rope")
+        if position == "learned":
             model.pos.copy_(w["position_embedding"])
         else:  # position "none": no position signal, the same as adding zeros
             model.pos.zero_()

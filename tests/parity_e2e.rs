@@ -170,6 +170,42 @@ fn without_positions_numpy_and_the_export_match_ours() {
     }
 }
 
+/// RoPE (`model.position = "rope"`): the NumPy forward pass turns queries and keys as we do
+/// and gives our logits; the export refuses it in one line naming the setting, since GPT-2's
+/// layout cannot hold it.
+#[test]
+fn with_rope_numpy_matches_ours_and_the_export_refuses() {
+    let Some(numpy_python) =
+        parity_python_or_skip("with_rope_numpy_matches_ours_and_the_export_refuses")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (stage, logits) =
+        pretrained_with_logits_and(dir.path(), "3+4+5={3+4=7}7#", &["model.position=rope"]);
+    let (ok, text) = python(
+        &numpy_python,
+        "parity.py",
+        &[
+            "--from".as_ref(),
+            stage.as_os_str(),
+            "--expect".as_ref(),
+            logits.as_os_str(),
+        ],
+    );
+    assert!(ok, "parity with RoPE failed:\n{text}");
+    let out = run(xtask()
+        .args(["export", "--from"])
+        .arg(&stage)
+        .arg("--out")
+        .arg(dir.path().join("hf")));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("model.position = \"rope\""), "{err}");
+    assert!(!dir.path().join("hf").exists());
+}
+
 /// The Python that has torch and transformers: `GPT_MINI_TRANSFORMERS_PYTHON`, else the
 /// bench's venv (`target/pytorch-venv`, README "How fast").
 fn transformers_python() -> Option<PathBuf> {

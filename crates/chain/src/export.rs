@@ -50,6 +50,14 @@ pub fn export_model(
     ids: Option<&SpecialIds>,
     out: &Path,
 ) -> Result<()> {
+    if config.position == Position::Rope {
+        bail!(
+            "{} cannot be exported: model.position = \"rope\" has no place in GPT-2's layout \
+             (transformers' GPT2LMHeadModel adds learned positions); export takes \"learned\" \
+             or \"none\"",
+            checkpoint_path.display()
+        );
+    }
     let bytes = std::fs::read(checkpoint_path)
         .with_context(|| format!("reading {}", checkpoint_path.display()))?;
     let tensors = SafeTensors::deserialize(&bytes)

@@ -2,7 +2,8 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 use kernels::{causal_attention, linear};
 
-use crate::init;
+use crate::config::{GptConfig, Position};
+use crate::{init, rope};
 
 /// Multi-head causal self-attention with one fused, bias-free QKV projection.
 /// Weights are stored `[d_in, d_out]` (Burn's layout): `y = x @ W`.
@@ -11,6 +12,8 @@ pub struct CausalSelfAttention {
     pub qkv: Param<Tensor<2>>,
     pub proj: Param<Tensor<2>>,
     n_heads: usize,
+    /// Queries and keys turned by their positions (`model.position = "rope"`).
+    rope: bool,
 }
 
 /// Per-layer cache of keys and values, `[B, h, t, k]`, grown along the time axis.
@@ -21,11 +24,17 @@ pub struct LayerCache {
 }
 
 impl CausalSelfAttention {
-    pub fn new(d_model: usize, n_heads: usize, n_layers: usize, device: &Device) -> Self {
+    pub fn new(config: &GptConfig, device: &Device) -> Self {
+        let d_model = config.d_model;
         Self {
             qkv: init::normal([d_model, 3 * d_model], init::INIT_STD, device),
-            proj: init::normal([d_model, d_model], init::residual_std(n_layers), device),
-            n_heads,
+            proj: init::normal(
+                [d_model, d_model],
+                init::residual_std(config.n_layers),
+                device,
+            ),
+            n_heads: config.n_heads,
+            rope: config.position == Position::Rope,
         }
     }
 
@@ -33,16 +42,22 @@ impl CausalSelfAttention {
         self.n_heads
     }
 
+    /// Whether queries and keys are turned by position (RoPE).
+    pub fn rope(&self) -> bool {
+        self.rope
+    }
+
     /// `x`: `[B, T, d]` → `[B, T, d]`, position t attends to positions ≤ t.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let (q, k, v) = self.split_heads(x.clone());
+        let (q, k, v) = self.split_heads(x.clone(), 0);
         self.attend(q, k, v, x.dims())
     }
 
     /// Same as `forward` for the new positions in `x`, reusing (and extending) `cache`.
     pub fn forward_cached(&self, x: Tensor<3>, cache: &mut Option<LayerCache>) -> Tensor<3> {
         let dims = x.dims();
-        let (q, k, v) = self.split_heads(x);
+        let offset = cache.as_ref().map_or(0, |past| past.keys.dims()[2]);
+        let (q, k, v) = self.split_heads(x, offset);
         let (k, v) = match cache.take() {
             Some(past) => (
                 Tensor::cat(vec![past.keys, k], 2),
@@ -57,7 +72,8 @@ impl CausalSelfAttention {
         self.attend(q, k, v, dims)
     }
 
-    fn split_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    /// `[B, h, T, k]` queries, keys and values of `x`, whose first token is at `offset`.
+    fn split_heads(&self, x: Tensor<3>, offset: usize) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [b, t, d] = x.dims();
         let head_dim = d / self.n_heads;
         // One product per projection, each through its `[d, d]` column block of the fused
@@ -69,7 +85,12 @@ impl CausalSelfAttention {
                 .reshape([b, t, self.n_heads, head_dim])
                 .swap_dims(1, 2)
         };
-        (take(0), take(1), take(2))
+        let (q, k) = (take(0), take(1));
+        if self.rope {
+            (rope::rotate(q, offset), rope::rotate(k, offset), take(2))
+        } else {
+            (q, k, take(2))
+        }
     }
 
     /// softmax(q·kᵀ / sqrt(k), causal) · v in every head, the heads joined back into `[B, T, d]`

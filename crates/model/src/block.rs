@@ -4,6 +4,7 @@ use burn::tensor::{Device, Tensor};
 use kernels::layer_norm;
 
 use crate::attention::{CausalSelfAttention, LayerCache};
+use crate::config::GptConfig;
 use crate::mlp::Mlp;
 
 /// One pre-norm transformer block: `x + Attn(LN(x))`, then `x + MLP(LN(x))`.
@@ -16,12 +17,13 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn new(d_model: usize, n_heads: usize, n_layers: usize, device: &Device) -> Self {
+    pub fn new(config: &GptConfig, device: &Device) -> Self {
+        let d_model = config.d_model;
         Self {
             ln1: LayerNormConfig::new(d_model).init(device),
-            attn: CausalSelfAttention::new(d_model, n_heads, n_layers, device),
+            attn: CausalSelfAttention::new(config, device),
             ln2: LayerNormConfig::new(d_model).init(device),
-            mlp: Mlp::new(d_model, n_layers, device),
+            mlp: Mlp::new(d_model, config.n_layers, device),
         }
     }
 

@@ -30,6 +30,10 @@ pub enum Position {
     /// which is what lets some small models run past the lengths they were trained on.
     #[serde(rename = "none")]
     Absent,
+    /// Rotary embeddings (RoPE, `crate::rope`): each head's queries and keys turned by their
+    /// position, so attention sees distances rather than places. No parameters; lesson 01
+    /// names it as the drop-in for length extrapolation.
+    Rope,
 }
 
 impl Position {
@@ -71,6 +75,13 @@ impl GptConfig {
                 self.d_model, self.n_heads
             ));
         }
+        if self.position == Position::Rope && !self.head_dim().is_multiple_of(2) {
+            return Err(format!(
+                "model.position = \"rope\" turns pairs of coordinates: the head size \
+                 d_model / n_heads = {} must be even",
+                self.head_dim()
+            ));
+        }
         Ok(())
     }
 
@@ -93,7 +104,7 @@ impl GptConfig {
         let mlp = (d * 4 * d + 4 * d) + (4 * d * d + d);
         let positions = match self.position {
             Position::Learned => t * d,
-            Position::Absent => 0,
+            Position::Absent | Position::Rope => 0,
         };
         v * d + positions + l * (2 * layer_norm + attention + mlp) + layer_norm
     }

@@ -25,6 +25,7 @@ use rand::rngs::StdRng;
 use rayon::prelude::*;
 
 use crate::generate::{sample_token, SamplingOptions, Streams};
+use crate::rope;
 use crate::Gpt;
 
 /// Rows one batch decodes together at most; more prompts make more batches.
@@ -100,6 +101,8 @@ struct DecoderWeights {
     token_embedding: Vec<f32>,
     /// `None` without learned positions.
     position_embedding: Option<Vec<f32>>,
+    /// With RoPE, `(cos, sin)` of every position's angles, `[block_size, head_dim / 2]`.
+    rope: Option<(Vec<f32>, Vec<f32>)>,
     layers: Vec<LayerWeights>,
     ln_f: Norm,
     /// The tied head `Eᵀ`, `[d, padded_vocab]`, zero in the padding columns.
@@ -176,9 +179,12 @@ impl DecoderWeights {
                 proj2_bias: host(block.mlp.proj_bias.val()),
             })
             .collect();
+        let heads = model.blocks.first().map_or(1, |block| block.attn.n_heads());
+        let rope = model.blocks.first().is_some_and(|block| block.attn.rope());
         Self {
             d,
-            heads: model.blocks.first().map_or(1, |block| block.attn.n_heads()),
+            heads,
+            rope: rope.then(|| rope::tables(0, model.block_size(), d / heads / 2)),
             vocab,
             padded_vocab,
             block_size: model.block_size(),
@@ -355,6 +361,19 @@ impl<'a> Batch<'a> {
             // value into its row's cache, then its attention over the cache so far.
             layer.ln1.apply(x, normed);
             rows_times_matrix(normed, &layer.qkv, 3 * d, &[], qkv, false);
+            if let Some((cos, sin)) = &w.rope {
+                // Each head's query and key turned by the slot's position (crate::rope).
+                let half = head_dim / 2;
+                for (qkv, slot) in qkv.chunks_exact_mut(3 * d).zip(&self.slots) {
+                    let (cos, sin) = (
+                        &cos[slot.position * half..][..half],
+                        &sin[slot.position * half..][..half],
+                    );
+                    for head in qkv[..2 * d].chunks_exact_mut(head_dim) {
+                        rope::rotate_row(head, cos, sin);
+                    }
+                }
+            }
             for ((qkv, out), slot) in qkv
                 .chunks_exact(3 * d)
                 .zip(attended.chunks_exact_mut(d))

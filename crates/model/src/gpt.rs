@@ -14,7 +14,7 @@ use crate::init;
 #[derive(Module, Debug)]
 pub struct Gpt {
     pub token_embedding: Param<Tensor<2>>,
-    /// The lesson's learned positions; `None` with `model.position = "none"`.
+    /// The lesson's learned positions; `None` with `model.position = "none"` or `"rope"`.
     pub position_embedding: Option<Param<Tensor<2>>>,
     pub blocks: Vec<Block>,
     pub ln_f: LayerNorm,
@@ -41,10 +41,10 @@ impl Gpt {
                 Position::Learned => {
                     Some(init::normal([config.block_size, d], init::INIT_STD, device))
                 }
-                Position::Absent => None,
+                Position::Absent | Position::Rope => None,
             },
             blocks: (0..config.n_layers)
-                .map(|_| Block::new(d, config.n_heads, config.n_layers, device))
+                .map(|_| Block::new(config, device))
                 .collect(),
             ln_f: LayerNormConfig::new(d).init(device),
             block_size: config.block_size,

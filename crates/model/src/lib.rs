@@ -19,6 +19,7 @@ pub mod gpt;
 pub mod init;
 pub mod mlp;
 pub mod phase;
+pub mod rope;
 
 pub use burn;
 pub use config::{GptConfig, Position};

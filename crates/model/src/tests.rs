@@ -161,7 +161,13 @@ fn parameter_count_matches_the_closed_form() {
 
 #[test]
 fn cached_decoding_matches_the_full_forward_pass() {
-    let gpt = model();
+    for position in [Position::Learned, Position::Absent, Position::Rope] {
+        cached_matches_full(position);
+    }
+}
+
+fn cached_matches_full(position: Position) {
+    let gpt = model_with(position);
     let tokens = [3i64, 1, 4, 1, 5, 9, 2, 6];
     let full = values(gpt.forward(ids(&tokens, 1)));
     let mut cache = KvCache::default();
@@ -170,7 +176,8 @@ fn cached_decoding_matches_the_full_forward_pass() {
     for &t in &tokens[3..] {
         cached.extend(values(gpt.forward_cached(ids(&[t], 1), &mut cache)));
     }
-    assert!(max_abs_diff(&full, &cached) < 1e-5);
+    let diff = max_abs_diff(&full, &cached);
+    assert!(diff < 1e-5, "{position:?}: {diff}");
 }
 
 fn sampling(temperature: f32, max_new_tokens: usize) -> crate::generate::SamplingOptions {
@@ -207,7 +214,7 @@ fn cached_and_uncached_sampling_draw_the_same_tokens() {
 /// tests' 1e-4), so the same streams draw the same tokens, sampled and greedy.
 #[test]
 fn the_decoder_draws_the_tensor_paths_tokens_from_the_same_streams() {
-    for position in [Position::Learned, Position::Absent] {
+    for position in [Position::Learned, Position::Absent, Position::Rope] {
         decoder_matches_the_tensor_path(position);
     }
 }
