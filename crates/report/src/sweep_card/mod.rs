@@ -55,8 +55,8 @@ fn load_runs(dir: &Path, seeds: &[u64]) -> Result<Vec<SeedRun>> {
         let seed_path = seed_dir(dir, seed);
         anyhow::ensure!(
             seed_path.is_dir(),
-            "no folder {} for seed {seed} (run the sweep, or `cargo xtask pipeline --run \
-             NAME/seed-{seed} --seed {seed}`, first)",
+            "no folder {} for seed {seed} (run the sweep first; each seed's folder is \
+             `cargo xtask pipeline --run …/seed-{seed} --seed {seed}`)",
             seed_path.display()
         );
         runs.push(seed_run(seed, &seed_path)?);
@@ -66,11 +66,13 @@ fn load_runs(dir: &Path, seeds: &[u64]) -> Result<Vec<SeedRun>> {
 
 fn intro(dir: &Path, runs: &[SeedRun]) -> Result<String> {
     let info_path = dir.join(chain::layout::SWEEP_INFO);
+    let mut in_grid = false;
     let settings = if info_path.exists() {
         let text = std::fs::read_to_string(&info_path)
             .with_context(|| format!("reading {}", info_path.display()))?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", info_path.display()))?;
+        in_grid = v.get("cell").is_some();
         let sets: Vec<String> = v["overrides"]
             .as_array()
             .map(|o| {
@@ -99,22 +101,30 @@ fn intro(dir: &Path, runs: &[SeedRun]) -> Result<String> {
             format!("[seed {}]({folder}/report.md)", r.seed)
         })
         .collect();
+    let seed_list = runs
+        .iter()
+        .map(|r| r.seed.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let rebuild = if in_grid {
+        "This is one cell of a grid: the grid's `sweep … --report-only` rebuilds it with the \
+         grid's report ([../report.md](../report.md))."
+            .to_string()
+    } else {
+        format!("Rebuild with `cargo xtask sweep --run {name} --seeds {seed_list} --report-only`.")
+    };
     Ok(format!(
         "{} seeds ({}), {settings}. Each seed is an ordinary run: every stage's `seed` offset by \
          the seed number (model init, data order, sampling), the held-out problems the same \
          for all. Cells are mean ± sample sd over seeds, in %; each seed's own report card: {}. \
-         Rebuild with `cargo xtask sweep --run {} --seeds {} --report-only`.",
+         {rebuild}",
         runs.len(),
         runs.iter()
             .map(|r| r.seed.to_string())
             .collect::<Vec<_>>()
             .join(", "),
         links.join(", "),
-        dir.file_name().unwrap_or_default().to_string_lossy(),
-        runs.iter()
-            .map(|r| r.seed.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
     ))
 }
 
