@@ -43,6 +43,26 @@ fn the_chain_links_each_stage_to_its_parent() {
     assert_ok(&out);
     let run_dir = runs.path().join("c");
 
+    // With [pass_at_k] on (tiny.toml: K = 3, 4 problems, n = 4), the checkpoints that write
+    // traces carry pass@k in their skills, those before them do not, and the report shows it.
+    for stage in ["pretrain", "sft", "cot-sft", "dpo", "rlvr"] {
+        let skills = json(&run_dir.join(stage).join("skills.json"));
+        let pass = skills["pass_at_k"].as_array();
+        let wants = !matches!(stage, "pretrain" | "sft");
+        assert_eq!(pass.is_some(), wants, "{stage}: {skills}");
+        if let Some(pass) = pass {
+            assert_eq!(pass.len(), 1);
+            assert_eq!(pass[0]["k"], 3);
+            assert_eq!(pass[0]["correct"].as_array().unwrap().len(), 4);
+            let budgets: Vec<&String> = pass[0]["pass_at"].as_object().unwrap().keys().collect();
+            assert_eq!(budgets, ["1", "2", "4"]);
+        }
+    }
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("## pass@k after every stage"), "{report}");
+    assert!(report.contains("| K=3 | rlvr |"), "{report}");
+    assert!(run_dir.join("report/pass_at_k_k3.svg").is_file());
+
     for (stage, parent) in [
         ("sft", "pretrain"),
         ("cot-sft", "sft"),

@@ -262,6 +262,12 @@ fn set_overrides_a_setting_and_is_checked_like_the_file() {
     );
     let out = stage(&["--set", "pretrain.stepz=3"]);
     assert!(stderr(&out).contains("stepz"), "{}", stderr(&out));
+    let out = stage(&["--set", "pass_at_k.temperature=0"]);
+    assert!(
+        stderr(&out).contains("pass_at_k.temperature must be > 0"),
+        "{}",
+        stderr(&out)
+    );
     assert_ok(&stage(&[
         "--set",
         "pretrain.steps=7",

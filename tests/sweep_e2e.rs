@@ -102,6 +102,10 @@ fn a_sweep_runs_each_seed_and_reports_mean_and_sd() {
     }
     assert!(dir.join("report.html").is_file());
     assert!(dir.join("report/sweep_per_k.svg").is_file());
+    // pass@k (tiny.toml has it on at K = 3): mean ± sd over the seeds, per stage, and a plot.
+    assert!(report.contains("## pass@k after every stage"), "{report}");
+    assert!(report.contains("| K=3 | cot-sft |"), "{report}");
+    assert!(dir.join("report/sweep_pass_at_k_k3.svg").is_file());
 
     // Again: every stage is reused, and the report is written again.
     let again = sweep(runs.path(), &[]);

@@ -8,6 +8,7 @@ use chain::skills::SkillSuite;
 use cot_sft::CotSftConfig;
 use data::TokenizerConfig;
 use dpo::DpoConfig;
+use eval::pass_at_k::PassAtKSettings;
 use eval::SuiteConfig;
 use model::GptConfig;
 use pretrain::PretrainConfig;
@@ -33,6 +34,9 @@ pub struct PipelineConfig {
     /// The held-out digit-sum suite of CoT-SFT, DPO and RLVR.
     #[serde(default)]
     pub eval: SuiteConfig,
+    /// Sampled pass@k on the same problems, with every checkpoint's skills from CoT-SFT on.
+    #[serde(default)]
+    pub pass_at_k: PassAtKSettings,
 }
 
 /// A preset: a TOML overlay of the keys it changes, merged over the loaded config.
@@ -105,6 +109,7 @@ impl PipelineConfig {
         SkillSuite {
             suite: &self.eval,
             words: &self.sft.words,
+            pass_at_k: &self.pass_at_k,
         }
     }
 
@@ -155,6 +160,7 @@ impl PipelineConfig {
             ));
         }
         self.eval.validate()?;
+        self.pass_at_k.validate()?;
         self.pretrain.validate(self.model.block_size)?;
         self.sft.validate()?;
         self.cot_sft.validate()?;

@@ -2,7 +2,8 @@
 //! words (SFT's task) and held-out digit sums per K in the CoT format (the task of CoT-SFT,
 //! DPO and RLVR), into the stage folder's `skills.json`. The same problems for every stage,
 //! so the report's per-skill table reads straight across the chain and shows what each stage
-//! kept and what it lost, pretrain and SFT included.
+//! kept and what it lost, pretrain and SFT included. With `[pass_at_k]` on, the checkpoints
+//! from CoT-SFT on are also sampled for pass@k at its K (`eval::pass_at_k`).
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use data::tasks::digit_sum::Mode;
 use data::tasks::reverse;
+use eval::pass_at_k::{evaluate_pass_at_k, format_pass_at_k, PassAtK, PassAtKSettings};
 use eval::{evaluate_digit_sum, evaluate_reverse, format_row, EvalRow, SuiteConfig};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +29,12 @@ pub struct Skills {
     pub checkpoint_hash: String,
     pub suite: SuiteConfig,
     pub rows: Vec<EvalRow>,
+    /// The pass@k settings measured with, from CoT-SFT on when `[pass_at_k]` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_settings: Option<PassAtKSettings>,
+    /// Sampled pass@k per K in the CoT format.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pass_at_k: Vec<PassAtK>,
 }
 
 impl Skills {
@@ -48,6 +56,11 @@ impl Skills {
             .iter()
             .find(|r| r.task == eval::task::DIGIT_SUM && r.k == Some(k))
     }
+
+    /// Sampled pass@k at `k` digits.
+    pub fn pass_at(&self, k: usize) -> Option<&PassAtK> {
+        self.pass_at_k.iter().find(|p| p.k == k)
+    }
 }
 
 /// What the skills are measured on: the held-out digit-sum suite and the word list whose
@@ -55,6 +68,8 @@ impl Skills {
 pub struct SkillSuite<'a> {
     pub suite: &'a SuiteConfig,
     pub words: &'a Path,
+    /// Sampled pass@k, for the stages that write traces (CoT-SFT on).
+    pub pass_at_k: &'a PassAtKSettings,
 }
 
 /// Measures a finished stage's checkpoint unless its `skills.json` already holds this
@@ -63,9 +78,14 @@ pub fn ensure(stage: Stage, dir: &Path, on: &SkillSuite, device: &Device) -> Res
     let finished = FinishedStage::open(dir)?;
     let manifest = finished.manifest()?;
     let path = dir.join(SKILLS);
+    let pass_settings =
+        (stage >= Stage::CotSft && on.pass_at_k.is_on()).then(|| on.pass_at_k.clone());
     if path.exists() {
         let saved = Skills::load(&path)?;
-        if saved.checkpoint_hash == manifest.checkpoint_hash && saved.suite == *on.suite {
+        if saved.checkpoint_hash == manifest.checkpoint_hash
+            && saved.suite == *on.suite
+            && saved.pass_settings == pass_settings
+        {
             return Ok(());
         }
     }
@@ -92,10 +112,22 @@ pub fn ensure(stage: Stage, dir: &Path, on: &SkillSuite, device: &Device) -> Res
     for row in &rows {
         eprintln!("{stage} skills: {}", format_row(row));
     }
+    let pass_at_k = match &pass_settings {
+        Some(settings) => {
+            let config = settings.config(suite.seed);
+            evaluate_pass_at_k(&model, tokenizer, Mode::Cot, &config, device)?
+        }
+        None => Vec::new(),
+    };
+    for row in &pass_at_k {
+        eprintln!("{stage} skills: {}", format_pass_at_k(row));
+    }
     let skills = Skills {
         checkpoint_hash: manifest.checkpoint_hash,
         suite: suite.clone(),
         rows,
+        pass_settings,
+        pass_at_k,
     };
     data::atomic::write(&path, serde_json::to_string_pretty(&skills)?)
 }

@@ -40,6 +40,70 @@ pub fn budgets(samples: usize) -> Vec<usize> {
     out
 }
 
+/// `[pass_at_k]` in `pipeline.toml`: pass@k on the held-out sums, measured with the skills of
+/// every checkpoint from CoT-SFT on (the problems are the skill suite's, `eval.seed`). Off while
+/// `ks` is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PassAtKSettings {
+    /// Digit counts measured; empty = not measured.
+    pub ks: Vec<usize>,
+    /// Held-out problems per K.
+    pub per_k: usize,
+    /// Completions sampled per problem: pass@1, 2, 4, … up to this.
+    pub samples: usize,
+    pub temperature: f32,
+    /// The sampling streams.
+    pub seed: u64,
+}
+
+impl Default for PassAtKSettings {
+    fn default() -> Self {
+        Self {
+            ks: Vec::new(),
+            per_k: 100,
+            samples: 16,
+            temperature: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+impl PassAtKSettings {
+    pub fn is_on(&self) -> bool {
+        !self.ks.is_empty()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.is_on() {
+            return Ok(());
+        }
+        data::tasks::digit_sum::check_ks("pass_at_k.ks", &self.ks)?;
+        if self.per_k == 0 || self.samples == 0 {
+            return Err("pass_at_k.per_k and pass_at_k.samples must be >= 1".into());
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(format!(
+                "pass_at_k.temperature must be > 0 (0 is greedy: every sample the same), got {}",
+                self.temperature
+            ));
+        }
+        Ok(())
+    }
+
+    /// The measurement on the held-out problems drawn with `problem_seed`.
+    pub fn config(&self, problem_seed: u64) -> PassAtKConfig {
+        PassAtKConfig {
+            ks: self.ks.clone(),
+            per_k: self.per_k,
+            problem_seed,
+            samples: self.samples,
+            temperature: self.temperature,
+            sample_seed: self.seed,
+        }
+    }
+}
+
 /// What a pass@k measurement samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PassAtKConfig {

@@ -6,6 +6,7 @@
 mod cells;
 mod collect;
 mod grid;
+mod pass_at_k;
 mod skills;
 
 pub use grid::write as write_grid;
@@ -31,12 +32,14 @@ pub fn write(dir: &Path, seeds: &[u64]) -> Result<PathBuf> {
     blocks.push(Block::Paragraph(intro(dir, &runs)?));
     let (skill_blocks, plot) = skills::section(&runs)?;
     blocks.extend(skill_blocks);
+    let (pass_blocks, pass_plots) = pass_at_k::section(&runs)?;
+    blocks.extend(pass_blocks);
     blocks.extend(headlines_section(&runs));
 
     let plot_dir = dir.join(crate::PLOT_DIR);
     std::fs::create_dir_all(&plot_dir)
         .with_context(|| format!("creating {}", plot_dir.display()))?;
-    if let Some((file, svg)) = plot {
+    for (file, svg) in plot.into_iter().chain(pass_plots) {
         data::atomic::write(&plot_dir.join(format!("{file}.svg")), svg)?;
     }
     let md = dir.join("report.md");
