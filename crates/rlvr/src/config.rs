@@ -1,4 +1,7 @@
 use eval::SuiteConfig;
+
+use crate::advantage::ScaleRewards;
+use crate::loss::GrpoLossType;
 use serde::{Deserialize, Serialize};
 use trainer::{LrSchedule, OptimConfig};
 
@@ -31,6 +34,12 @@ pub struct RlvrConfig {
     /// live groups when the policy saturates. 0 = the lesson's one draw.
     #[serde(default)]
     pub resample_rounds: usize,
+    /// How the policy-gradient loss averages (TRL's `loss_type`); the lesson's form by default.
+    #[serde(default, skip_serializing_if = "GrpoLossType::is_lesson")]
+    pub loss_type: GrpoLossType,
+    /// TRL's `scale_rewards`: `group` (the lesson's) or `none` (Dr. GRPO).
+    #[serde(default, skip_serializing_if = "ScaleRewards::is_group")]
+    pub scale_rewards: ScaleRewards,
     /// Lesson: 800.
     pub steps: usize,
     pub seed: u64,

@@ -18,7 +18,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use trainer::{Reference, Row, Step, StepBody};
 
-use crate::advantage::group_advantages;
+use crate::advantage::scaled_group_advantages;
 use crate::config::RlvrConfig;
 use crate::groups::{mean_reward, redraw_dead, Group};
 use crate::loss::GrpoLoss;
@@ -60,6 +60,7 @@ impl<'a> GrpoStep<'a> {
         let loss = GrpoLoss {
             reference,
             beta: config.beta,
+            loss_type: config.loss_type,
             pad_id: task.tokenizer.symbol_id(PAD)?,
             device,
         };
@@ -112,7 +113,7 @@ impl<'a> GrpoStep<'a> {
                 .map(|r| reward(picked[r.prompt_index], &r.text))
                 .collect();
             Group {
-                advantages: group_advantages(&rewards),
+                advantages: scaled_group_advantages(&rewards, self.config.scale_rewards),
                 rollouts: rollouts.to_vec(),
                 rewards,
             }

@@ -38,8 +38,16 @@ fn logp(model: &Gpt, r: &Rollout, device: &Device) -> f32 {
     logprob::gather_logprobs(model.forward(tokens.clone()), tokens, mask).into_scalar::<f32>()
 }
 
+/// In every loss type, the lesson's and TRL's.
 #[test]
 fn kl_starts_at_zero_and_a_step_favours_the_rewarded_rollout() {
+    use crate::loss::GrpoLossType::*;
+    for loss_type in [Lesson, Grpo, Bnpo, DrGrpo, Dapo] {
+        step_favours_the_rewarded_rollout(loss_type);
+    }
+}
+
+fn step_favours_the_rewarded_rollout(loss_type: crate::loss::GrpoLossType) {
     let dir = tempfile::tempdir().unwrap();
     let plain = Device::flex();
     let path = dir.path().join("parent.safetensors");
@@ -64,11 +72,15 @@ fn kl_starts_at_zero_and_a_step_favours_the_rewarded_rollout() {
             device: &plain,
         },
         beta: 0.05,
+        loss_type,
         pad_id: 0,
         device: &device,
     };
     let (loss, kl) = grpo.compute(&policy, &live);
-    assert!(kl.abs() < 1e-6, "KL with policy = reference: {kl}");
+    assert!(
+        kl.abs() < 1e-6,
+        "{loss_type:?}: KL with policy = reference: {kl}"
+    );
 
     let before = logp(&reference, &group[0], &plain);
     let optim = OptimConfig {
@@ -79,9 +91,12 @@ fn kl_starts_at_zero_and_a_step_favours_the_rewarded_rollout() {
     let (policy, _) = step.apply(policy, loss, 0).unwrap();
     use burn::module::Module;
     let after = logp(&policy.valid(), &group[0], &plain);
-    assert!(after > before, "log π(rewarded) {before} → {after}");
+    assert!(
+        after > before,
+        "{loss_type:?}: log π(rewarded) {before} → {after}"
+    );
     let (_, kl_after) = grpo.compute(&policy, &live);
-    assert!(kl_after > 0.0, "KL after a step: {kl_after}");
+    assert!(kl_after > 0.0, "{loss_type:?}: KL after a step: {kl_after}");
 }
 
 /// The GRPO step through the training loop with an injected reward that is sure to mix
