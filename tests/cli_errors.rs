@@ -264,7 +264,10 @@ fn set_overrides_a_setting_and_is_checked_like_the_file() {
     assert!(stderr(&out).contains("stepz"), "{}", stderr(&out));
     let out = stage(&["--set", "rlvr.loss_type=grpoo"]);
     let err = stderr(&out);
-    assert!(err.contains("--set rlvr.loss_type=grpoo") && err.contains("dr_grpo"), "{err}");
+    assert!(
+        err.contains("--set rlvr.loss_type=grpoo") && err.contains("dr_grpo"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     let out = stage(&["--set", "pass_at_k.temperature=0"]);
     assert!(

@@ -68,6 +68,7 @@ pub fn run(
         label_smoothing: 0.0,
         simpo_gamma: 0.5,
         rpo_alpha: 0.0,
+        dpop_lambda: 0.0,
     };
     let ad = device.clone().autodiff();
     ad.seed(0);

@@ -143,6 +143,15 @@ pub struct LossConfig {
     /// the chosen likelihood from falling with the rejected one. 0 = the lesson's plain loss.
     #[serde(default)]
     pub rpo_alpha: f64,
+    /// DPO-Positive's λ (Pal et al. 2024, arXiv 2402.13228), `sigmoid` only: the logit loses
+    /// λ·max(0, log π_ref(y_w|x) − log πθ(y_w|x)), so the chosen response's likelihood falling
+    /// below the reference's costs the margin. 0 = plain DPO (left out of the settings hash).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dpop_lambda: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn default_gamma() -> f64 {
@@ -202,6 +211,19 @@ impl DpoConfig {
             return Err(format!(
                 "dpo.loss.rpo_alpha must be >= 0, got {}",
                 loss.rpo_alpha
+            ));
+        }
+        if !loss.dpop_lambda.is_finite() || loss.dpop_lambda < 0.0 {
+            return Err(format!(
+                "dpo.loss.dpop_lambda must be >= 0, got {}",
+                loss.dpop_lambda
+            ));
+        }
+        if loss.dpop_lambda > 0.0 && loss.loss_type != LossType::Sigmoid {
+            return Err(format!(
+                "dpo.loss.dpop_lambda is DPO-Positive's penalty on the sigmoid loss; \
+                 loss_type is {:?}",
+                loss.loss_type
             ));
         }
         self.optimizer.validate("dpo.optimizer")

@@ -62,7 +62,11 @@ pub fn pair_loss(config: &LossConfig, inputs: PairInputs) -> PairLoss {
                 };
             let chosen_ratio = policy_chosen - ref_chosen;
             let rejected_ratio = policy_rejected - ref_rejected;
-            let logits = chosen_ratio.clone() - rejected_ratio.clone();
+            let mut logits = chosen_ratio.clone() - rejected_ratio.clone();
+            if config.dpop_lambda > 0.0 {
+                // DPO-Positive: λ·max(0, log π_ref(y_w) − log πθ(y_w)) off the logit.
+                logits = logits - relu(-chosen_ratio.clone()) * config.dpop_lambda;
+            }
             let losses = match config.loss_type {
                 LossType::Sigmoid => smoothed_sigmoid(logits * beta, eps),
                 LossType::Robust => {
@@ -167,6 +171,7 @@ mod tests {
             label_smoothing: 0.0,
             simpo_gamma: 0.5,
             rpo_alpha: 0.0,
+            dpop_lambda: 0.0,
         }
     }
 
@@ -219,6 +224,32 @@ mod tests {
             scalar((out.chosen_rewards - out.rejected_rewards).abs().sum()),
             0.0,
         );
+    }
+
+    /// DPOP leaves a pair whose chosen response rose above the reference as DPO scores it,
+    /// and takes λ × the fall off the logit of one whose chosen response fell.
+    #[test]
+    fn dpop_penalises_only_a_falling_chosen_likelihood() {
+        let dpop = LossConfig {
+            dpop_lambda: 5.0,
+            ..config(LossType::Sigmoid, 0.1)
+        };
+        // inputs(): the chosen log-ratio is +1, no penalty.
+        close(scalar(pair_loss(&dpop, inputs()).loss), -log_sigmoid_f(0.2));
+        // Chosen −6 against ref −5 (ratio −1), rejected −6 against −5 (ratio −1):
+        // logits = −1 − (−1) − 5·1 = −5.
+        let falling = PairInputs {
+            chosen: SequenceLogps {
+                sum: t(&[-6.0]),
+                count: t(&[2.0]),
+            },
+            rejected: SequenceLogps {
+                sum: t(&[-6.0]),
+                count: t(&[3.0]),
+            },
+            reference: Some((t(&[-5.0]), t(&[-5.0]))),
+        };
+        close(scalar(pair_loss(&dpop, falling).loss), -log_sigmoid_f(-0.5));
     }
 
     #[test]

@@ -87,6 +87,7 @@ fn sigmoid_loss() -> LossConfig {
         label_smoothing: 0.0,
         simpo_gamma: 0.5,
         rpo_alpha: 0.0,
+        dpop_lambda: 0.0,
     }
 }
 
