@@ -2,7 +2,8 @@
 # `sweep --launcher slurm` against a live one-node cluster (tests/slurm/cluster.sh), run by
 # .ci/run after the suite, with the suite's release binary:
 #   1. the tiny sweep, 2 seeds × a 2-value grid, locally and through Slurm: the report is
-#      written and all 20 checkpoints hash the same either way;
+#      written and all 20 checkpoints hash the same either way; with --no-wait, the job ids
+#      come back at once and the report follows;
 #   2. a task killed while it runs: the sweep exits non-zero naming the run and its log, the
 #      report job does not hang, and the same command then resubmits only that run;
 #   3. a partition the cluster does not have is refused in one line.
@@ -52,6 +53,17 @@ hashes "$work/slurm" >"$work/slurm.hashes"
 [ "$(wc -l <"$work/local.hashes")" -eq 20 ] || fail "expected 20 checkpoints locally"
 diff "$work/local.hashes" "$work/slurm.hashes" || fail "checkpoints differ between launchers"
 echo "slurm check: 20 checkpoints the same; local ${local_s} s, Slurm ${slurm_s} s"
+
+# --no-wait: the two job ids on stdout at once; the report appears when the jobs are done.
+ids=$("$xtask" sweep --seeds 0 --config tests/tiny.toml --quiet --run nowait \
+    --runs-dir "$work/nowait" --launcher slurm --no-wait 2>"$work/nowait.log") \
+    || show_and_fail "$work/nowait.log" "the --no-wait sweep"
+[[ "$ids" =~ ^[0-9]+\ [0-9]+$ ]] || fail "--no-wait printed '$ids', not two job ids"
+for _ in $(seq 600); do
+    [ -n "$(squeue -h -j "${ids/ /,}" 2>/dev/null)" ] || break
+    sleep 0.1
+done
+[ -s "$work/nowait/nowait/report.md" ] || fail "no report after the --no-wait jobs ended"
 
 echo "slurm check: 2. a task killed while it runs"
 # Slower runs (a longer pretraining), so that task 1 is surely still running when killed.

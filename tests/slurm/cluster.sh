@@ -93,10 +93,11 @@ EOF
     as_root mkdir -p /run/munge
     as_root chown munge:munge /run/munge
     # A munged already answering (the machine's own) is used, and left running by `down`.
+    # Its pid file goes where the munge user may write whatever the folder's permissions; the
+    # file in our folder says that this cluster started it, so `down` stops it.
     if ! munge -n >/dev/null 2>&1; then
-        as_root mkdir -p "$dir/munge"
-        as_root chown munge:munge "$dir/munge"
-        as_root runuser -u munge -- munged --pid-file="$dir/munge/munged.pid"
+        as_root runuser -u munge -- munged --pid-file=/run/munge/gpt-mini-munged.pid
+        echo /run/munge/gpt-mini-munged.pid >"$dir/munged.pidfile"
         wait_for 10 "munged answering" munge -n
     fi
     as_root slurmctld -f "$conf"
@@ -127,7 +128,10 @@ down() {
     done
     stop_pid_file "$dir/slurmd.pid"
     stop_pid_file "$dir/slurmctld.pid"
-    stop_pid_file "$dir/munge/munged.pid"
+    if [ -s "$dir/munged.pidfile" ]; then
+        stop_pid_file "$(cat "$dir/munged.pidfile")"
+        rm -f "$dir/munged.pidfile"
+    fi
     echo "cluster: down"
 }
 
