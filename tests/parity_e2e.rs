@@ -66,6 +66,20 @@ fn python(interpreter: &Path, script: &str, args: &[&std::ffi::OsStr]) -> (bool,
     (out.status.success(), text)
 }
 
+/// bench/parity.py on `--from STAGE` or `--hf FOLDER` against our logits in `expect`.
+fn numpy_parity(python_path: &Path, flag: &str, source: &Path, expect: &Path) -> (bool, String) {
+    python(
+        python_path,
+        "parity.py",
+        &[
+            flag.as_ref(),
+            source.as_os_str(),
+            "--expect".as_ref(),
+            expect.as_os_str(),
+        ],
+    )
+}
+
 #[test]
 fn numpy_forward_and_python_tokenizers_match_ours() {
     let Some(numpy_python) =
@@ -75,16 +89,7 @@ fn numpy_forward_and_python_tokenizers_match_ours() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (stage, logits) = pretrained_with_logits(dir.path(), "ROMEO:\nWhat? 3+4+5={3+4=7}7#");
-    let (ok, text) = python(
-        &numpy_python,
-        "parity.py",
-        &[
-            "--from".as_ref(),
-            stage.as_os_str(),
-            "--expect".as_ref(),
-            logits.as_os_str(),
-        ],
-    );
+    let (ok, text) = numpy_parity(&numpy_python, "--from", &stage, &logits);
     assert!(ok, "parity failed:\n{text}");
     assert!(text.contains("ids equal"), "{text}");
 }
@@ -105,16 +110,7 @@ fn the_transformers_export_read_by_gpt2_names_matches_ours() {
     assert_eq!(config["model_type"], "gpt2");
     assert_eq!(config["activation_function"], "gelu");
     assert_eq!(config["n_positions"], 32);
-    let (ok, text) = python(
-        &numpy_python,
-        "parity.py",
-        &[
-            "--hf".as_ref(),
-            hf.as_os_str(),
-            "--expect".as_ref(),
-            logits.as_os_str(),
-        ],
-    );
+    let (ok, text) = numpy_parity(&numpy_python, "--hf", &hf, &logits);
     assert!(ok, "export parity failed:\n{text}");
     assert!(
         text.contains("ids equal") && text.contains("greedy completion"),
@@ -132,16 +128,7 @@ fn the_transformers_export_read_by_gpt2_names_matches_ours() {
     let mut config = config;
     config["layer_norm_epsilon"] = serde_json::json!(1e-1);
     std::fs::write(broken.join("config.json"), config.to_string()).unwrap();
-    let (ok, text) = python(
-        &numpy_python,
-        "parity.py",
-        &[
-            "--hf".as_ref(),
-            broken.as_os_str(),
-            "--expect".as_ref(),
-            logits.as_os_str(),
-        ],
-    );
+    let (ok, text) = numpy_parity(&numpy_python, "--hf", &broken, &logits);
     assert!(!ok, "a wrong ε still matched:\n{text}");
 }
 
@@ -159,14 +146,9 @@ fn without_positions_numpy_and_the_export_match_ours() {
         pretrained_with_logits_and(dir.path(), "3+4+5={3+4=7}7#", &["model.position=none"]);
     let hf = dir.path().join("hf");
     export(&stage, &hf);
-    for source in [
-        ["--from".as_ref(), stage.as_os_str()],
-        ["--hf".as_ref(), hf.as_os_str()],
-    ] {
-        let mut args = source.to_vec();
-        args.extend(["--expect".as_ref(), logits.as_os_str()]);
-        let (ok, text) = python(&numpy_python, "parity.py", &args);
-        assert!(ok, "parity without positions failed ({source:?}):\n{text}");
+    for (flag, source) in [("--from", &stage), ("--hf", &hf)] {
+        let (ok, text) = numpy_parity(&numpy_python, flag, source, &logits);
+        assert!(ok, "parity without positions failed ({flag}):\n{text}");
     }
 }
 
@@ -183,16 +165,7 @@ fn with_rope_numpy_matches_ours_and_the_export_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let (stage, logits) =
         pretrained_with_logits_and(dir.path(), "3+4+5={3+4=7}7#", &["model.position=rope"]);
-    let (ok, text) = python(
-        &numpy_python,
-        "parity.py",
-        &[
-            "--from".as_ref(),
-            stage.as_os_str(),
-            "--expect".as_ref(),
-            logits.as_os_str(),
-        ],
-    );
+    let (ok, text) = numpy_parity(&numpy_python, "--from", &stage, &logits);
     assert!(ok, "parity with RoPE failed:\n{text}");
     let out = run(xtask()
         .args(["export", "--from"])

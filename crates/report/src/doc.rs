@@ -14,6 +14,18 @@ pub enum Block {
     },
 }
 
+/// Writes `dir/report.md` and `dir/report.html` (titled `title`) and returns the first's path.
+pub fn write_card(
+    dir: &std::path::Path,
+    title: &str,
+    blocks: &[Block],
+) -> anyhow::Result<std::path::PathBuf> {
+    let md = dir.join("report.md");
+    data::atomic::write(&md, markdown(blocks))?;
+    data::atomic::write(&dir.join("report.html"), html(title, blocks))?;
+    Ok(md)
+}
+
 pub fn markdown(blocks: &[Block]) -> String {
     let mut out = String::new();
     for block in blocks {

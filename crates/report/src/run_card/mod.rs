@@ -73,11 +73,5 @@ pub fn write(run_dir: &Path) -> Result<PathBuf> {
     for (plot, svg) in &report.plots {
         data::atomic::write(&plot_dir.join(format!("{plot}.svg")), svg)?;
     }
-    let md_path = run_dir.join("report.md");
-    data::atomic::write(&md_path, doc::markdown(&report.blocks))?;
-    data::atomic::write(
-        &run_dir.join("report.html"),
-        doc::html(&format!("Report card: {name}"), &report.blocks),
-    )?;
-    Ok(md_path)
+    doc::write_card(run_dir, &format!("Report card: {name}"), &report.blocks)
 }

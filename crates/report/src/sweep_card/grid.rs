@@ -61,13 +61,7 @@ pub fn write(dir: &Path, cells: &[(String, PathBuf)], seeds: &[u64]) -> Result<P
     for &stage in &differing {
         blocks.extend(stage_section(&cells, stage));
     }
-    let md = dir.join("report.md");
-    data::atomic::write(&md, doc::markdown(&blocks))?;
-    data::atomic::write(
-        &dir.join("report.html"),
-        doc::html(&format!("Grid report card: {name}"), &blocks),
-    )?;
-    Ok(md)
+    doc::write_card(dir, &format!("Grid report card: {name}"), &blocks)
 }
 
 fn intro(dir: &Path, name: &str, cells: &[CellRuns], seeds: &[u64]) -> Result<String> {

@@ -42,13 +42,7 @@ pub fn write(dir: &Path, seeds: &[u64]) -> Result<PathBuf> {
     for (file, svg) in plot.into_iter().chain(pass_plots) {
         data::atomic::write(&plot_dir.join(format!("{file}.svg")), svg)?;
     }
-    let md = dir.join("report.md");
-    data::atomic::write(&md, doc::markdown(&blocks))?;
-    data::atomic::write(
-        &dir.join("report.html"),
-        doc::html(&format!("Sweep report card: {name}"), &blocks),
-    )?;
-    Ok(md)
+    doc::write_card(dir, &format!("Sweep report card: {name}"), &blocks)
 }
 
 /// Every seed's run in a folder of seeds (a sweep's, or a grid cell's).
