@@ -12,8 +12,9 @@ pub struct Axis {
 }
 
 impl Axis {
-    /// `dpo.loss.loss_type=sigmoid,orpo`. Values are split at commas; each is read like a
-    /// `--set` value (TOML, or a bare string), so a value cannot itself hold a comma.
+    /// `dpo.loss.loss_type=sigmoid,orpo`. Values are split at the commas outside brackets and
+    /// quotes, so a TOML array or string is one value (`rlvr.ks=[2,3],[2,3,7]`); each is read
+    /// like a `--set` value (TOML, or a bare string).
     pub fn parse(item: &str) -> Result<Self> {
         let Some((key, values)) = item.split_once('=') else {
             bail!("--grid {item}: expected KEY=V1,V2, e.g. dpo.loss.loss_type=sigmoid,orpo");
@@ -22,7 +23,10 @@ impl Axis {
         if key.is_empty() || key.split('.').any(str::is_empty) {
             bail!("--grid {item}: `{key}` is not a setting's key (e.g. dpo.loss.beta)");
         }
-        let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+        let values: Vec<String> = split_values(values)
+            .into_iter()
+            .map(|v| v.trim().to_string())
+            .collect();
         if values.iter().any(String::is_empty) {
             bail!("--grid {item}: an empty value (values are separated by single commas)");
         }
@@ -37,6 +41,27 @@ impl Axis {
             values,
         })
     }
+}
+
+/// `a,[b,c],"d,e"` → `a`, `[b,c]`, `"d,e"`: commas split only outside brackets and quotes.
+fn split_values(text: &str) -> Vec<&str> {
+    let (mut out, mut start, mut depth, mut quote) = (Vec::new(), 0, 0i32, None);
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '{') => depth += 1,
+            (None, ']' | '}') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&text[start..]);
+    out
 }
 
 /// The axes of a sweep, checked against each other and against `--set`.
@@ -135,6 +160,13 @@ mod tests {
             ["dpo.loss.loss_type=sigmoid", "rlvr.beta=0.1"]
         );
         assert_eq!(cells(&[]), [Cell { settings: vec![] }]);
+    }
+
+    #[test]
+    fn arrays_and_quoted_strings_are_single_values() {
+        let axes = axes(&["rlvr.ks=[2,3],[2, 3, 7]", r#"x.y="a,b",c"#]).unwrap();
+        assert_eq!(axes[0].values, ["[2,3]", "[2, 3, 7]"]);
+        assert_eq!(axes[1].values, [r#""a,b""#, "c"]);
     }
 
     #[test]
