@@ -114,8 +114,8 @@ impl PipelineConfig {
     }
 
     /// `--set` items that offset every `seed` key by `offset` (model init, data order,
-    /// sampling), except the held-out suite's: every seed of a sweep is measured on the same
-    /// problems. Found by walking the settings, so a stage's new seed key is offset too.
+    /// sampling), except the held-out suite's and pass@k's: every seed of a sweep is measured
+    /// on the same problems with the same sampling streams. Found by walking the settings, so a stage's new seed key is offset too.
     pub fn seed_overrides(&self, offset: u64) -> Vec<String> {
         fn walk(
             value: &serde_json::Value,
@@ -127,7 +127,8 @@ impl PipelineConfig {
                 return;
             };
             for (key, value) in table {
-                if key == "eval" {
+                // Measurements: every seed is measured on the same problems and samples.
+                if key == "eval" || key == "pass_at_k" {
                     continue;
                 }
                 path.push(key.clone());
