@@ -74,7 +74,9 @@ sweep_pid=$!
 job=""
 for _ in $(seq 600); do
     job=$(sed -n 's/.*submitted as job array \([0-9]*\).*/\1/p' "$work/killed.log")
-    if [ -n "$job" ] && squeue -h -j "$job" -o "%i %T" | grep -q "^${job}_1 RUNNING"; then
+    # Running, and past its script's first line (its log exists): killed mid-training.
+    if [ -n "$job" ] && squeue -h -j "$job" -o "%i %T" | grep -q "^${job}_1 RUNNING" \
+        && [ -s "$work/killed/k/logs/seed-1.log" ]; then
         break
     fi
     sleep 0.1

@@ -184,10 +184,19 @@ pub fn launch(plan: &Plan, sweep: &SweepArgs) -> Result<()> {
     for (i, (run, log)) in todo.iter().zip(&logs).enumerate() {
         let finished = run.is_complete().unwrap_or(false);
         if !finished {
+            let where_to_look = if log.exists() {
+                format!("its log: {}", log.display())
+            } else {
+                // Killed or refused before its script began: only Slurm's own output exists.
+                format!(
+                    "it wrote no log ({}); Slurm's output: {}",
+                    log.display(),
+                    log_dir.join(format!("slurm-{runs_id}_{i}.out")).display()
+                )
+            };
             eprintln!(
-                "slurm: run {name}/{} (task {runs_id}_{i}) did not finish; its log: {}",
-                run.name_in_sweep(),
-                log.display()
+                "slurm: run {name}/{} (task {runs_id}_{i}) did not finish; {where_to_look}",
+                run.name_in_sweep()
             );
             failed.push((run.name_in_sweep(), log));
         }
