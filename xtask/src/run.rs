@@ -105,8 +105,7 @@ impl RunArgs {
         let preset = self.quick.then_some(&QUICK);
         let mut overrides = self.overrides.clone();
         if seed > 0 {
-            let base = PipelineConfig::load(&self.config, preset, &overrides)?;
-            overrides.extend(base.seed_overrides(seed));
+            overrides.extend(self.load_config()?.seed_overrides(seed));
         }
         let config = PipelineConfig::load(&self.config, preset, &overrides)?;
         let name = preset.map_or("default", |p| p.name);

@@ -119,18 +119,17 @@ impl Plan {
         for cell in grid::cells(&axes) {
             let mut args = sweep.args.clone();
             args.overrides.extend(cell.overrides());
-            if !axes.is_empty() {
-                args.load_config()
-                    .with_context(|| format!("--grid cell {}", cell.name()))?;
+            let checked = args.load_config();
+            if axes.is_empty() {
+                checked?;
+            } else {
+                checked.with_context(|| format!("--grid cell {}", cell.name()))?;
             }
             cells.push(PlannedCell {
                 dir: cell_dir(&dir, &cell),
                 name: cell.name(),
                 args,
             });
-        }
-        if axes.is_empty() {
-            sweep.args.load_config()?;
         }
         let mut seeds = sweep.seeds.clone();
         seeds.sort_unstable();

@@ -7,13 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chain::Stage;
 
 use super::cells::{change_cell, mean_sd_cell, pct, show};
 use super::collect::{SeedRun, Unit};
-use super::load_runs;
 use super::skills::Skill;
+use super::{load_runs, read_info, settings_phrase, strings};
 use crate::doc::{self, Block};
 use crate::stats::mean_sd;
 
@@ -89,30 +89,12 @@ fn intro(dir: &Path, name: &str, cells: &[CellRuns], seeds: &[u64]) -> Result<St
 /// The grid's settings from its `sweep.json`: the config and `--set` items as one phrase, and
 /// the `--grid` arguments.
 fn settings(dir: &Path) -> Result<(String, String)> {
-    let path = dir.join(chain::layout::SWEEP_INFO);
-    if !path.exists() {
+    let Some(info) = read_info(dir)? else {
         return Ok((
             "settings in each cell's sweep.json".into(),
             " --grid …".into(),
         ));
-    }
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let info: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", path.display()))?;
-    let strings = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
     };
-    let sets: Vec<String> = strings(&info["overrides"])
-        .iter()
-        .map(|s| format!(" `--set {s}`"))
-        .collect();
     let grid: Vec<String> = info["grid"]
         .as_array()
         .map(|axes| {
@@ -124,13 +106,7 @@ fn settings(dir: &Path) -> Result<(String, String)> {
                 .collect()
         })
         .unwrap_or_default();
-    let config = info["config"].as_str().unwrap_or("?");
-    let with = if sets.is_empty() {
-        String::new()
-    } else {
-        format!(" with{}", sets.join(""))
-    };
-    Ok((format!("config `{config}`{with}"), grid.join("")))
+    Ok((settings_phrase(&info), grid.join("")))
 }
 
 /// Whether every seed's checkpoint after `stage` is the same in every cell that measured it.

@@ -61,36 +61,52 @@ fn load_runs(dir: &Path, seeds: &[u64]) -> Result<Vec<SeedRun>> {
     Ok(runs)
 }
 
-fn intro(dir: &Path, runs: &[SeedRun]) -> Result<String> {
-    let info_path = dir.join(chain::layout::SWEEP_INFO);
-    let mut in_grid = false;
-    let settings = if info_path.exists() {
-        let text = std::fs::read_to_string(&info_path)
-            .with_context(|| format!("reading {}", info_path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", info_path.display()))?;
-        in_grid = v.get("cell").is_some();
-        let sets: Vec<String> = v["overrides"]
-            .as_array()
-            .map(|o| {
-                o.iter()
-                    .filter_map(|x| x.as_str())
-                    .map(|x| format!("`--set {x}`"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        format!(
-            "config `{}`{}",
-            v["config"].as_str().unwrap_or("?"),
-            if sets.is_empty() {
-                String::new()
-            } else {
-                format!(" with {}", sets.join(" "))
-            }
-        )
+/// A sweep folder's (or a grid's, or a cell's) `sweep.json`; `None` when it has none.
+fn read_info(dir: &Path) -> Result<Option<serde_json::Value>> {
+    let path = dir.join(chain::layout::SWEEP_INFO);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let info = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    Ok(Some(info))
+}
+
+/// `` config `pipeline.toml` with `--set a=1` `--set b=2` ``, from a `sweep.json`.
+fn settings_phrase(info: &serde_json::Value) -> String {
+    let sets: Vec<String> = strings(&info["overrides"])
+        .iter()
+        .map(|x| format!("`--set {x}`"))
+        .collect();
+    let config = info["config"].as_str().unwrap_or("?");
+    if sets.is_empty() {
+        format!("config `{config}`")
     } else {
-        "settings in each seed's run.json".into()
-    };
+        format!("config `{config}` with {}", sets.join(" "))
+    }
+}
+
+/// A JSON array's strings (nothing for anything else).
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn intro(dir: &Path, runs: &[SeedRun]) -> Result<String> {
+    let info = read_info(dir)?;
+    let in_grid = info.as_ref().is_some_and(|v| v.get("cell").is_some());
+    let settings = info.as_ref().map_or_else(
+        || "settings in each seed's run.json".into(),
+        settings_phrase,
+    );
     let links: Vec<String> = runs
         .iter()
         .map(|r| {
@@ -98,11 +114,8 @@ fn intro(dir: &Path, runs: &[SeedRun]) -> Result<String> {
             format!("[seed {}]({folder}/report.md)", r.seed)
         })
         .collect();
-    let seed_list = runs
-        .iter()
-        .map(|r| r.seed.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let seeds: Vec<String> = runs.iter().map(|r| r.seed.to_string()).collect();
+    let seed_list = seeds.join(",");
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
     let rebuild = if in_grid {
         "This is one cell of a grid: the grid's `sweep … --report-only` rebuilds it with the \
@@ -117,10 +130,7 @@ fn intro(dir: &Path, runs: &[SeedRun]) -> Result<String> {
          for all. Cells are mean ± sample sd over seeds, in %; each seed's own report card: {}. \
          {rebuild}",
         runs.len(),
-        runs.iter()
-            .map(|r| r.seed.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        seeds.join(", "),
         links.join(", "),
     ))
 }
