@@ -4,7 +4,8 @@
 //! A decode step is a few rows at one position each. As tensor operations it was dozens of tiny
 //! dispatches and allocations per token, which took more time than the arithmetic; here each
 //! step is a handful of calls on slices:
-//! - [`rows_times_matrix`]: `out = x · W + b` (or `out += …`, the residual add) for every row;
+//! - [`rows_times_matrix`]: `out = x · W + b` (or `out += …`, the residual add) for every row,
+//!   W packed once per set of weights in column panels ([`PackedMatrix`]);
 //! - [`layer_norm_rows`]: a layer norm per row;
 //! - [`attend_cached`]: one row's attention over the keys and values of its cache;
 //! - [`gelu_rows`]: the exact GELU in place.
@@ -20,41 +21,84 @@ use crate::fastmath::exp_f32;
 use crate::gelu::gelu_f32;
 use crate::simd::{simd_kernel, SimdLevel};
 
-/// `out[r] = x[r] · W + bias` for every row r of `x` (`[rows, k]`), with W `[k, n]` row-major
-/// and `bias` `[n]` or empty; with `accumulate`, `out[r] += x[r] · W + bias` (a residual add).
-pub fn rows_times_matrix(
-    x: &[f32],
-    weight: &[f32],
+/// A weight matrix W `[k, n]` laid out for [`rows_times_matrix`] on one vector unit: in column
+/// panels as wide as that unit's register tile (64 columns on AVX-512, 16 on AVX2, 8 on the
+/// baseline; the last panel narrower), each panel's k rows contiguous.
+///
+/// Row-major, each k step of a tile loads a few vectors from a new row of W, a full row of W
+/// apart: a stride the prefetchers follow badly, so the decoder's products waited on W. A
+/// panel is one stream read in order. The layout changes where W's numbers are read from, not
+/// which numbers meet in an FMA chain.
+pub struct PackedMatrix {
+    data: Vec<f32>,
+    k: usize,
     n: usize,
-    bias: &[f32],
-    out: &mut [f32],
-    accumulate: bool,
-) {
-    rows_times_matrix_at(SimdLevel::active(), x, weight, n, bias, out, accumulate)
+    /// Columns per panel: the register tile's width of `level`.
+    panel: usize,
+    level: SimdLevel,
 }
 
-/// [`rows_times_matrix`] on the register tiles of `level` (capped at what the CPU supports),
-/// for the tests that hold the levels to the same bits.
-pub fn rows_times_matrix_at(
-    level: SimdLevel,
+impl PackedMatrix {
+    /// W `[k, n]` row-major, packed for the active vector unit.
+    pub fn pack(weight: &[f32], n: usize) -> Self {
+        Self::pack_for(SimdLevel::active(), weight, n)
+    }
+
+    /// W packed for `level`'s register tiles (capped at what the CPU supports).
+    pub fn pack_for(level: SimdLevel, weight: &[f32], n: usize) -> Self {
+        assert!(n > 0 && weight.len().is_multiple_of(n), "W is not [k, {n}]");
+        let level = level.min(SimdLevel::supported());
+        let k = weight.len() / n;
+        let panel = match level {
+            SimdLevel::Avx512 => 64,
+            SimdLevel::Avx2 => 16,
+            SimdLevel::Baseline => 8,
+        };
+        let mut data = Vec::with_capacity(k * n);
+        for start in (0..n).step_by(panel) {
+            let width = panel.min(n - start);
+            for row in weight.chunks_exact(n) {
+                data.extend_from_slice(&row[start..start + width]);
+            }
+        }
+        Self {
+            data,
+            k,
+            n,
+            panel,
+            level,
+        }
+    }
+
+    /// Where column `column`'s entry of row 0 is, and the step from one row to the next, in
+    /// the panel that holds the column.
+    fn at(&self, column: usize) -> (usize, usize) {
+        let start = column / self.panel * self.panel;
+        let width = self.panel.min(self.n - start);
+        (start * self.k + column - start, width)
+    }
+}
+
+/// `out[r] = x[r] · W + bias` for every row r of `x` (`[rows, k]`), with W `[k, n]` packed
+/// and `bias` `[n]` or empty; with `accumulate`, `out[r] += x[r] · W + bias` (a residual add).
+/// Runs on the vector unit W was packed for.
+pub fn rows_times_matrix(
     x: &[f32],
-    weight: &[f32],
-    n: usize,
+    weight: &PackedMatrix,
     bias: &[f32],
     out: &mut [f32],
     accumulate: bool,
 ) {
-    let mut product = Product::new(x, weight, n, bias, out, accumulate);
+    let mut product = Product::new(x, weight, bias, out, accumulate);
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: the level is capped at what `supported()` found on this CPU.
-        match level.min(SimdLevel::supported()) {
+        // SAFETY: `pack_for` capped the level at what `supported()` found on this CPU.
+        match weight.level {
             SimdLevel::Avx512 => return unsafe { x86::avx512(&mut product) },
             SimdLevel::Avx2 => return unsafe { x86::avx2(&mut product) },
             SimdLevel::Baseline => {}
         }
     }
-    let _ = level;
     // SAFETY: `f32` lanes need no CPU feature.
     unsafe { product.run::<f32, f32, 4, 8>() }
 }
@@ -101,7 +145,7 @@ impl Lanes for f32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Lanes, Product};
+    use super::{attend, CachedRow, Lanes, Product};
 
     /// 6 rows × 64 columns: 24 accumulators of the 32 registers, 4 for W, 1 broadcast.
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
@@ -113,6 +157,28 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn avx2(product: &mut Product) {
         unsafe { product.run::<__m256, __m256, 6, 2>() }
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+    pub unsafe fn attend_avx512(
+        q: &[f32],
+        cache: CachedRow<'_>,
+        scale: f32,
+        scores: &mut [f32],
+        out: &mut [f32],
+    ) {
+        unsafe { attend::<__m512>(q, cache, scale, scores, out) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn attend_avx2(
+        q: &[f32],
+        cache: CachedRow<'_>,
+        scale: f32,
+        scores: &mut [f32],
+        out: &mut [f32],
+    ) {
+        unsafe { attend::<__m256>(q, cache, scale, scores, out) }
     }
 
     impl Lanes for __m512 {
@@ -175,7 +241,7 @@ mod x86 {
 /// One `x · W` product, walked in column panels and row tiles held in registers.
 struct Product<'a> {
     x: &'a [f32],
-    weight: &'a [f32],
+    weight: &'a PackedMatrix,
     bias: &'a [f32],
     out: &'a mut [f32],
     rows: usize,
@@ -187,14 +253,12 @@ struct Product<'a> {
 impl<'a> Product<'a> {
     fn new(
         x: &'a [f32],
-        weight: &'a [f32],
-        n: usize,
+        weight: &'a PackedMatrix,
         bias: &'a [f32],
         out: &'a mut [f32],
         accumulate: bool,
     ) -> Self {
-        assert!(n > 0 && weight.len().is_multiple_of(n), "W is not [k, {n}]");
-        let k = weight.len() / n;
+        let (k, n) = (weight.k, weight.n);
         assert!(k > 0 && x.len().is_multiple_of(k), "x is not [rows, {k}]");
         let rows = x.len() / k;
         assert_eq!(out.len(), rows * n, "out is not [{rows}, {n}]");
@@ -213,27 +277,28 @@ impl<'a> Product<'a> {
 
     /// Column panels of C vectors `V` (then single vectors `V`, then vectors `H`, then single
     /// columns), each over every row tile, so that a panel of W stays in cache while the rows
-    /// pass over it.
+    /// pass over it. C vectors `V` are the packing's panel, so no tile straddles two panels.
     ///
     /// # Safety
     /// The CPU has the vector units of `V` and `H`.
     #[inline(always)]
     unsafe fn run<V: Lanes, H: Lanes, const R: usize, const C: usize>(&mut self) {
+        debug_assert_eq!(C * V::N, self.weight.panel);
         unsafe {
-            let mut column = 0;
-            while column + C * V::N <= self.n {
+            let (mut column, end) = (0, self.n);
+            while column + C * V::N <= end {
                 self.panel::<V, R, C>(column);
                 column += C * V::N;
             }
-            while column + V::N <= self.n {
+            while column + V::N <= end {
                 self.panel::<V, R, 1>(column);
                 column += V::N;
             }
-            while column + H::N <= self.n {
+            while column + H::N <= end {
                 self.panel::<H, R, 1>(column);
                 column += H::N;
             }
-            while column < self.n {
+            while column < end {
                 self.panel::<f32, R, 1>(column);
                 column += 1;
             }
@@ -279,10 +344,11 @@ impl<'a> Product<'a> {
         unsafe {
             let (k, n) = (self.k, self.n);
             let x = self.x.as_ptr().add(row * k);
-            let weight = self.weight.as_ptr().add(column);
+            let (at, stride) = self.weight.at(column);
+            let weight = self.weight.data.as_ptr().add(at);
             let mut acc = [[V::zero(); C]; R];
             for kk in 0..k {
-                let w_row = weight.add(kk * n);
+                let w_row = weight.add(kk * stride);
                 let mut w = [V::zero(); C];
                 for (c, w) in w.iter_mut().enumerate() {
                     *w = V::load(w_row.add(c * V::N));
@@ -330,8 +396,8 @@ simd_kernel! {
     }
 }
 
-/// Positions whose scores one pass computes together: 4 vectors of 16 accumulators. A cache's
-/// capacity is a multiple of it.
+/// A cache's capacity is a multiple of it, so that scores are computed in whole passes of 4
+/// vectors of positions (64 positions on AVX-512).
 pub const POSITION_BLOCK: usize = 64;
 
 /// One row's cache in one layer, and how much of it is filled.
@@ -350,129 +416,224 @@ pub struct CachedRow<'a> {
     pub len: usize,
 }
 
-simd_kernel! {
-    /// One row's causal attention at its newest position: for each head, the scores of `q`
-    /// against the first `len` cached keys, softmax(scale · scores), and the weighted sum of the
-    /// cached values, into `out` (`[heads · head_dim]`, like `q`). `scores` holds `capacity`
-    /// floats.
-    pub fn attend_cached(q: &[f32], cache: CachedRow<'_>, scale: f32, scores: &mut [f32], out: &mut [f32]) {
-        let CachedRow { keys, values, head_dim, capacity, len } = cache;
-        assert!(capacity.is_multiple_of(POSITION_BLOCK) && len <= capacity);
-        let head_cache = head_dim * capacity;
-        for (head, (q, out)) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)).enumerate() {
-            let keys = &keys[head * head_cache..(head + 1) * head_cache];
-            let values = &values[head * head_cache..(head + 1) * head_cache];
-            // Scores, a block of up to 64 positions at a time (the last one only as far as it
-            // is filled, in whole vectors of 16), each the sum of two FMA chains over the head
-            // dimension, even j and odd j, all held in registers.
-            let mut block = 0;
-            while block < len {
-                match (len - block).div_ceil(16) {
-                    1 => score_block::<16>(q, keys, capacity, block, scores),
-                    2 => score_block::<32>(q, keys, capacity, block, scores),
-                    3 => score_block::<48>(q, keys, capacity, block, scores),
-                    _ => score_block::<POSITION_BLOCK>(q, keys, capacity, block, scores),
-                }
-                block += POSITION_BLOCK;
+/// One row's causal attention at its newest position: for each head, the scores of `q` against
+/// the first `len` cached keys, softmax(scale · scores), and the weighted sum of the cached
+/// values, into `out` (`[heads · head_dim]`, like `q`). `scores` holds `capacity` floats.
+pub fn attend_cached(
+    q: &[f32],
+    cache: CachedRow<'_>,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    attend_cached_at(SimdLevel::active(), q, cache, scale, scores, out)
+}
+
+/// [`attend_cached`] on the vectors of `level` (capped at what the CPU supports), for the tests
+/// that hold the levels to the same bits.
+pub fn attend_cached_at(
+    level: SimdLevel,
+    q: &[f32],
+    cache: CachedRow<'_>,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let CachedRow {
+        keys,
+        values,
+        head_dim,
+        capacity,
+        len,
+    } = cache;
+    assert!(capacity.is_multiple_of(POSITION_BLOCK) && 0 < len && len <= capacity);
+    assert!(q.len().is_multiple_of(head_dim) && out.len() == q.len());
+    assert!(keys.len() >= q.len() * capacity && values.len() >= q.len() * capacity);
+    assert!(scores.len() >= capacity);
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the level is capped at what `supported()` found on this CPU.
+        match level.min(SimdLevel::supported()) {
+            SimdLevel::Avx512 => {
+                return unsafe { x86::attend_avx512(q, cache, scale, scores, out) }
             }
-            let scores = &mut scores[..len];
-            // The fused causal softmax's arithmetic: exp((s − max) · scale), then · 1/Σ.
-            let max = max(scores);
-            for score in scores.iter_mut() {
-                *score = exp_f32((*score - max) * scale);
-            }
-            let inverse_sum = 1.0 / sum(scores);
-            for score in scores.iter_mut() {
-                *score *= inverse_sum;
-            }
-            weighted_values(scores, values, head_dim, out);
+            SimdLevel::Avx2 => return unsafe { x86::attend_avx2(q, cache, scale, scores, out) },
+            SimdLevel::Baseline => {}
         }
+    }
+    let _ = level;
+    // SAFETY: `f32` lanes need no CPU feature.
+    unsafe { attend::<f32>(q, cache, scale, scores, out) }
+}
+
+/// [`attend_cached`] on vectors `V`, every head in turn.
+///
+/// # Safety
+/// The CPU has the vector unit of `V`, and the slices have the lengths `attend_cached_at`
+/// checked.
+#[inline(always)]
+unsafe fn attend<V: Lanes>(
+    q: &[f32],
+    cache: CachedRow<'_>,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let CachedRow {
+        keys,
+        values,
+        head_dim,
+        capacity,
+        len,
+    } = cache;
+    let head_cache = head_dim * capacity;
+    for (head, (q, out)) in q
+        .chunks_exact(head_dim)
+        .zip(out.chunks_exact_mut(head_dim))
+        .enumerate()
+    {
+        let keys = &keys[head * head_cache..][..head_cache];
+        let values = &values[head * head_cache..][..head_cache];
+        // Scores, 4 vectors of positions at a time (the last pass only as far as `len` in
+        // whole vectors), each the sum of two FMA chains over the head dimension, even j and
+        // odd j, all held in registers.
+        let mut block = 0;
+        while block < len {
+            let (q, keys, scores) = (q.as_ptr(), keys.as_ptr(), scores.as_mut_ptr());
+            // SAFETY: whole vectors from `block` stay inside the capacity, a multiple of 64.
+            unsafe {
+                match (len - block).div_ceil(V::N) {
+                    1 => score_block::<V, 1>(q, head_dim, keys, capacity, block, scores),
+                    2 => score_block::<V, 2>(q, head_dim, keys, capacity, block, scores),
+                    3 => score_block::<V, 3>(q, head_dim, keys, capacity, block, scores),
+                    _ => score_block::<V, 4>(q, head_dim, keys, capacity, block, scores),
+                }
+            }
+            block += 4 * V::N;
+        }
+        // The fused causal softmax's arithmetic: exp((s − max) · scale), then · 1/Σ. The
+        // exponentials run over whole vectors, past `len` (those are never read).
+        let max = max(&scores[..len]);
+        for score in scores[..len.next_multiple_of(16)].iter_mut() {
+            *score = exp_f32((*score - max) * scale);
+        }
+        let scores = &mut scores[..len];
+        let inverse_sum = 1.0 / sum(scores);
+        for score in scores.iter_mut() {
+            *score *= inverse_sum;
+        }
+        // SAFETY: `values` holds `len` positions of `head_dim` floats.
+        unsafe { weighted_values::<V>(scores, values.as_ptr(), head_dim, out) };
     }
 }
 
-/// Scores of positions `block..block + B` into `scores`: q · key for each, as the sum of an
+/// Scores of positions `block..block + B·V::N` into `scores`: q · key for each, as the sum of an
 /// FMA chain over the even j and one over the odd j.
+///
+/// # Safety
+/// `keys` holds `head_dim` rows of `capacity` floats, `scores` `capacity` floats, and
+/// `block + B·V::N <= capacity`.
 #[inline(always)]
-fn score_block<const B: usize>(
-    q: &[f32],
-    keys: &[f32],
+unsafe fn score_block<V: Lanes, const B: usize>(
+    q: *const f32,
+    head_dim: usize,
+    keys: *const f32,
     capacity: usize,
     block: usize,
-    scores: &mut [f32],
+    scores: *mut f32,
 ) {
-    let (mut even, mut odd) = ([0.0f32; B], [0.0f32; B]);
-    let key_row = |j: usize| -> &[f32; B] {
-        keys[j * capacity + block..][..B]
-            .try_into()
-            .expect("a block of positions")
-    };
-    let pairs = q.len() / 2;
-    for pair in 0..pairs {
-        let (j, k) = (2 * pair, 2 * pair + 1);
-        let (qj, qk) = (q[j], q[k]);
-        let (kj, kk) = (key_row(j), key_row(k));
-        for i in 0..B {
-            even[i] = qj.mul_add(kj[i], even[i]);
-            odd[i] = qk.mul_add(kk[i], odd[i]);
+    unsafe {
+        let (mut even, mut odd) = ([V::zero(); B], [V::zero(); B]);
+        let key_row = |j: usize| keys.add(j * capacity + block);
+        for pair in 0..head_dim / 2 {
+            let (j, k) = (2 * pair, 2 * pair + 1);
+            let (qj, qk) = (V::splat(*q.add(j)), V::splat(*q.add(k)));
+            let (kj, kk) = (key_row(j), key_row(k));
+            for i in 0..B {
+                even[i] = V::fma(qj, V::load(kj.add(i * V::N)), even[i]);
+                odd[i] = V::fma(qk, V::load(kk.add(i * V::N)), odd[i]);
+            }
         }
-    }
-    if q.len() % 2 == 1 {
-        let j = q.len() - 1;
-        let (qj, kj) = (q[j], key_row(j));
-        for i in 0..B {
-            even[i] = qj.mul_add(kj[i], even[i]);
+        if head_dim % 2 == 1 {
+            let j = head_dim - 1;
+            let (qj, kj) = (V::splat(*q.add(j)), key_row(j));
+            for (i, even) in even.iter_mut().enumerate() {
+                *even = V::fma(qj, V::load(kj.add(i * V::N)), *even);
+            }
         }
-    }
-    for ((score, even), odd) in scores[block..block + B].iter_mut().zip(even).zip(odd) {
-        *score = even + odd;
+        for (i, (&even, &odd)) in even.iter().zip(&odd).enumerate() {
+            V::add(even, odd).store(scores.add(block + i * V::N));
+        }
     }
 }
 
 /// `out[j] = Σₜ p[t] · values[t][j]`, the positions taken in 4 interleaved FMA chains
 /// (t mod 4) joined as (c₀ + c₁) + (c₂ + c₃): 4 chains hide the FMA latency, and the order is
-/// the code's, not the vector unit's.
+/// the code's, not the vector unit's. Columns go 2 vectors at a time (8 accumulators), then 1,
+/// then one by one.
+///
+/// # Safety
+/// `values` holds `p.len()` rows of `head_dim` floats, and `out` `head_dim`.
 #[inline(always)]
-fn weighted_values(p: &[f32], values: &[f32], head_dim: usize, out: &mut [f32]) {
-    let mut column = 0;
-    while column + 32 <= head_dim {
-        out[column..column + 32].copy_from_slice(&chains::<32>(p, values, head_dim, column));
-        column += 32;
-    }
-    while column + 16 <= head_dim {
-        out[column..column + 16].copy_from_slice(&chains::<16>(p, values, head_dim, column));
-        column += 16;
-    }
-    while column < head_dim {
-        out[column] = chains::<1>(p, values, head_dim, column)[0];
-        column += 1;
+unsafe fn weighted_values<V: Lanes>(
+    p: &[f32],
+    values: *const f32,
+    head_dim: usize,
+    out: &mut [f32],
+) {
+    unsafe {
+        let mut column = 0;
+        while column + 2 * V::N <= head_dim {
+            chains::<V, 2>(p, values, head_dim, column, out);
+            column += 2 * V::N;
+        }
+        while column + V::N <= head_dim {
+            chains::<V, 1>(p, values, head_dim, column, out);
+            column += V::N;
+        }
+        while column < head_dim {
+            chains::<f32, 1>(p, values, head_dim, column, out);
+            column += 1;
+        }
     }
 }
 
-/// Columns `column..column + W` of [`weighted_values`].
+/// Columns `column..column + W·V::N` of [`weighted_values`].
+///
+/// # Safety
+/// As [`weighted_values`], and `column + W·V::N <= head_dim`.
 #[inline(always)]
-fn chains<const W: usize>(p: &[f32], values: &[f32], head_dim: usize, column: usize) -> [f32; W] {
-    let mut acc = [[0.0f32; W]; 4];
-    let value = |t: usize| -> &[f32; W] {
-        values[t * head_dim + column..][..W]
-            .try_into()
-            .expect("W columns")
-    };
-    let whole = p.len() / 4 * 4;
-    for t in (0..whole).step_by(4) {
-        for (chain, acc) in acc.iter_mut().enumerate() {
-            let (p, value) = (p[t + chain], value(t + chain));
-            for (acc, &v) in acc.iter_mut().zip(value) {
-                *acc = p.mul_add(v, *acc);
+unsafe fn chains<V: Lanes, const W: usize>(
+    p: &[f32],
+    values: *const f32,
+    head_dim: usize,
+    column: usize,
+    out: &mut [f32],
+) {
+    unsafe {
+        let mut acc = [[V::zero(); W]; 4];
+        let mut add = |chain: usize, t: usize| {
+            let (p, value) = (V::splat(p[t]), values.add(t * head_dim + column));
+            for (w, acc) in acc[chain].iter_mut().enumerate() {
+                *acc = V::fma(p, V::load(value.add(w * V::N)), *acc);
+            }
+        };
+        let whole = p.len() / 4 * 4;
+        for t in (0..whole).step_by(4) {
+            for chain in 0..4 {
+                add(chain, t + chain);
             }
         }
-    }
-    for (chain, t) in (whole..p.len()).enumerate() {
-        let (p, value) = (p[t], value(t));
-        for (acc, &v) in acc[chain].iter_mut().zip(value) {
-            *acc = p.mul_add(v, *acc);
+        for (chain, t) in (whole..p.len()).enumerate() {
+            add(chain, t);
+        }
+        let out = out.as_mut_ptr().add(column);
+        let [c0, c1, c2, c3] = acc;
+        for w in 0..W {
+            let joined = V::add(V::add(c0[w], c1[w]), V::add(c2[w], c3[w]));
+            joined.store(out.add(w * V::N));
         }
     }
-    std::array::from_fn(|j| (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]))
 }
 
 simd_kernel! {
@@ -499,7 +660,13 @@ mod tests {
     /// units agree bit for bit.
     #[test]
     fn every_level_and_tile_computes_the_same_bits() {
-        for (rows, k, n) in [(16, 128, 384), (13, 64, 80), (7, 33, 57), (1, 5, 3)] {
+        for (rows, k, n) in [
+            (16, 128, 384),
+            (13, 64, 80),
+            (7, 33, 57),
+            (1, 5, 3),
+            (3, 9, 150),
+        ] {
             let (x, weight, bias) = (values(rows * k, 1), values(k * n, 2), values(n, 3));
             let mut want = vec![0.0f32; rows * n];
             for r in 0..rows {
@@ -513,7 +680,8 @@ mod tests {
             }
             for level in SimdLevel::ALL {
                 let mut out = vec![0.5f32; rows * n];
-                rows_times_matrix_at(level, &x, &weight, n, &bias, &mut out, true);
+                let packed = PackedMatrix::pack_for(level, &weight, n);
+                rows_times_matrix(&x, &packed, &bias, &mut out, true);
                 let same = out
                     .iter()
                     .zip(&want)
@@ -523,9 +691,10 @@ mod tests {
             // The last row alone gives that row's bits from the batch (a row is its own).
             let last = rows - 1;
             let mut alone = vec![0.0f32; n];
-            rows_times_matrix(&x[last * k..], &weight, n, &[], &mut alone, false);
+            let packed = PackedMatrix::pack(&weight, n);
+            rows_times_matrix(&x[last * k..], &packed, &[], &mut alone, false);
             let mut batch = vec![0.0f32; rows * n];
-            rows_times_matrix(&x, &weight, n, &[], &mut batch, false);
+            rows_times_matrix(&x, &packed, &[], &mut batch, false);
             assert_eq!(alone, batch[last * n..]);
         }
     }
@@ -549,7 +718,7 @@ mod tests {
                 capacity,
                 len,
             };
-            attend_cached::at(level, &q, cache, scale, &mut scores, &mut out);
+            attend_cached_at(level, &q, cache, scale, &mut scores, &mut out);
             outs.push(out);
         }
         assert!(outs.windows(2).all(|w| w[0] == w[1]), "levels disagree");

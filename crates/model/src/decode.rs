@@ -18,7 +18,8 @@
 use burn::nn::LayerNorm;
 use burn::tensor::Tensor;
 use kernels::decode::{
-    attend_cached, gelu_rows, layer_norm_rows, rows_times_matrix, CachedRow, POSITION_BLOCK,
+    attend_cached, gelu_rows, layer_norm_rows, rows_times_matrix, CachedRow, PackedMatrix,
+    POSITION_BLOCK,
 };
 use kernels::layer_norm::EPSILON;
 use rand::rngs::StdRng;
@@ -106,17 +107,17 @@ struct DecoderWeights {
     layers: Vec<LayerWeights>,
     ln_f: Norm,
     /// The tied head `Eᵀ`, `[d, padded_vocab]`, zero in the padding columns.
-    head: Vec<f32>,
+    head: PackedMatrix,
 }
 
 struct LayerWeights {
     ln1: Norm,
-    qkv: Vec<f32>,
-    proj: Vec<f32>,
+    qkv: PackedMatrix,
+    proj: PackedMatrix,
     ln2: Norm,
-    fc: Vec<f32>,
+    fc: PackedMatrix,
     fc_bias: Vec<f32>,
-    proj2: Vec<f32>,
+    proj2: PackedMatrix,
     proj2_bias: Vec<f32>,
 }
 
@@ -170,12 +171,12 @@ impl DecoderWeights {
             .iter()
             .map(|block| LayerWeights {
                 ln1: Norm::of(&block.ln1),
-                qkv: host(block.attn.qkv.val()),
-                proj: host(block.attn.proj.val()),
+                qkv: PackedMatrix::pack(&host(block.attn.qkv.val()), 3 * d),
+                proj: PackedMatrix::pack(&host(block.attn.proj.val()), d),
                 ln2: Norm::of(&block.ln2),
-                fc: host(block.mlp.fc_weight.val()),
+                fc: PackedMatrix::pack(&host(block.mlp.fc_weight.val()), 4 * d),
                 fc_bias: host(block.mlp.fc_bias.val()),
-                proj2: host(block.mlp.proj_weight.val()),
+                proj2: PackedMatrix::pack(&host(block.mlp.proj_weight.val()), d),
                 proj2_bias: host(block.mlp.proj_bias.val()),
             })
             .collect();
@@ -192,7 +193,7 @@ impl DecoderWeights {
             position_embedding: model.position_embedding.as_ref().map(|p| host(p.val())),
             layers,
             ln_f: Norm::of(&model.ln_f),
-            head,
+            head: PackedMatrix::pack(&head, padded_vocab),
         }
     }
 }
@@ -360,7 +361,7 @@ impl<'a> Batch<'a> {
             // x + Attn(LN(x)): every slot's q, k, v in one product; each slot's key and
             // value into its row's cache, then its attention over the cache so far.
             layer.ln1.apply(x, normed);
-            rows_times_matrix(normed, &layer.qkv, 3 * d, &[], qkv, false);
+            rows_times_matrix(normed, &layer.qkv, &[], qkv, false);
             if let Some((cos, sin)) = &w.rope {
                 // Each head's query and key turned by the slot's position (crate::rope).
                 let half = head_dim / 2;
@@ -400,16 +401,16 @@ impl<'a> Batch<'a> {
                 };
                 attend_cached(q, cache, scale, &mut self.scores, out);
             }
-            rows_times_matrix(attended, &layer.proj, d, &[], x, true);
+            rows_times_matrix(attended, &layer.proj, &[], x, true);
             // x + MLP(LN(x)).
             layer.ln2.apply(x, normed);
-            rows_times_matrix(normed, &layer.fc, 4 * d, &layer.fc_bias, hidden, false);
+            rows_times_matrix(normed, &layer.fc, &layer.fc_bias, hidden, false);
             gelu_rows(hidden);
-            rows_times_matrix(hidden, &layer.proj2, d, &layer.proj2_bias, x, true);
+            rows_times_matrix(hidden, &layer.proj2, &layer.proj2_bias, x, true);
         }
         w.ln_f.apply(x, normed);
         let logits = &mut self.logits[..n * w.padded_vocab];
-        rows_times_matrix(normed, &w.head, w.padded_vocab, &[], logits, false);
+        rows_times_matrix(normed, &w.head, &[], logits, false);
     }
 
     /// Draws each active row's next token from the logits of its last slot. Rows that stop

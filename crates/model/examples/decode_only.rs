@@ -1,0 +1,41 @@
+//! Profiling aid: the CPU decoder alone on `bench --rollout`'s batch (32 prompts of 12 tokens
+//! continued to the block size), for `perf record`. Usage: `decode_only [BATCHES]`.
+use std::time::Instant;
+
+use burn::tensor::Device;
+use model::generate::{generate, SamplingOptions, Streams};
+use model::{Gpt, GptConfig};
+
+fn main() {
+    let device = Device::flex();
+    device.seed(0);
+    let config = GptConfig {
+        vocab_size: 65,
+        ..GptConfig::default()
+    };
+    let model = Gpt::new(&config, &device);
+    let prompts: Vec<Vec<u32>> = (0..32u32)
+        .map(|r| (0..12u32).map(|i| (r * 31 + i * 7) % 65).collect())
+        .collect();
+    let options = SamplingOptions {
+        max_new_tokens: config.block_size - 12,
+        temperature: 1.0,
+        top_k: 0,
+        stop_token: None,
+    };
+    let batches: usize = std::env::args().nth(1).map_or(200, |s| s.parse().unwrap());
+    let start = Instant::now();
+    let (mut tokens, mut hash) = (0, 0u64);
+    for b in 0..batches {
+        let out = generate(&model, &prompts, options, Streams::new(b as u64), &device);
+        tokens += out.iter().map(Vec::len).sum::<usize>();
+        for &token in out.iter().flatten() {
+            hash = hash.wrapping_mul(1_000_003).wrapping_add(token as u64);
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{:.0} tokens/s, tokens hash {hash:016x}",
+        tokens as f64 / seconds
+    );
+}
