@@ -42,8 +42,14 @@ impl SimdLevel {
             .find(|level| level.name() == text.trim())
     }
 
-    /// The widest level this CPU has and this build compiled.
+    /// The widest level this CPU has and this build compiled. Asked once per process: every
+    /// kernel call checks it, dozens of times per decoded token.
     pub fn supported() -> Self {
+        static SUPPORTED: OnceLock<SimdLevel> = OnceLock::new();
+        *SUPPORTED.get_or_init(Self::detect)
+    }
+
+    fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             if cfg!(feature = "avx512")
