@@ -238,6 +238,19 @@ mod x86 {
     }
 }
 
+/// Asks for the cache line at `at` to be brought into L2: a hint, which never faults.
+#[inline(always)]
+fn prefetch_l2(at: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing and never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        _mm_prefetch::<_MM_HINT_T1>(at.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
 /// One `x · W` product, walked in column panels and row tiles held in registers.
 struct Product<'a> {
     x: &'a [f32],
@@ -310,26 +323,42 @@ impl<'a> Product<'a> {
     #[inline(always)]
     unsafe fn panel<V: Lanes, const R: usize, const C: usize>(&mut self, column: usize) {
         unsafe {
+            // The second row tile (or the only one) asks for the next panel of W while it
+            // computes from this one, which the first tile has brought into cache: a panel
+            // is read from memory once, in a burst the prefetchers cannot run ahead of.
+            let next = self.next_panel(column);
+            let prefetch_at = if self.rows > R { R } else { 0 };
+            let prefetch = |row: usize| if row == prefetch_at { next } else { None };
             let mut row = 0;
             while row + R <= self.rows {
-                self.tile::<V, R, C>(row, column);
+                self.tile::<V, R, C>(row, column, prefetch(row));
                 row += R;
             }
             // The last rows in tiles of 4, 2 and 1 (an R = 8 tile would otherwise leave up to
             // 7 rows to single-row tiles).
             if R > 4 && row + 4 <= self.rows {
-                self.tile::<V, 4, C>(row, column);
+                self.tile::<V, 4, C>(row, column, prefetch(row));
                 row += 4;
             }
             if R > 2 && row + 2 <= self.rows {
-                self.tile::<V, 2, C>(row, column);
+                self.tile::<V, 2, C>(row, column, prefetch(row));
                 row += 2;
             }
             while row < self.rows {
-                self.tile::<V, 1, C>(row, column);
+                self.tile::<V, 1, C>(row, column, prefetch(row));
                 row += 1;
             }
         }
+    }
+
+    /// The packed floats of the panel after the one holding `column`, as `(start, per k
+    /// step)`, if there is one and `column` starts its panel.
+    fn next_panel(&self, column: usize) -> Option<(*const f32, usize)> {
+        let (at, width) = self.weight.at(column);
+        let end = at - (column % self.weight.panel) + width * self.k;
+        let rest = self.weight.data.len() - end;
+        (column.is_multiple_of(self.weight.panel) && rest > 0)
+            .then(|| (self.weight.data[end..].as_ptr(), rest.min(width * self.k) / self.k))
     }
 
     /// Rows `row..row + R`, columns `column..column + C·V::N`: R × C vector accumulators, each
@@ -340,7 +369,12 @@ impl<'a> Product<'a> {
     /// As [`panel`](Self::panel), and `row + R <= rows`: every pointer below then stays inside
     /// its slice (`Product::new` checked the slices' lengths).
     #[inline(always)]
-    unsafe fn tile<V: Lanes, const R: usize, const C: usize>(&mut self, row: usize, column: usize) {
+    unsafe fn tile<V: Lanes, const R: usize, const C: usize>(
+        &mut self,
+        row: usize,
+        column: usize,
+        prefetch: Option<(*const f32, usize)>,
+    ) {
         unsafe {
             let (k, n) = (self.k, self.n);
             let x = self.x.as_ptr().add(row * k);
@@ -348,6 +382,11 @@ impl<'a> Product<'a> {
             let weight = self.weight.data.as_ptr().add(at);
             let mut acc = [[V::zero(); C]; R];
             for kk in 0..k {
+                if let Some((next, per_k)) = prefetch {
+                    for line in (0..per_k).step_by(16) {
+                        prefetch_l2(next.add(kk * per_k + line));
+                    }
+                }
                 let w_row = weight.add(kk * stride);
                 let mut w = [V::zero(); C];
                 for (c, w) in w.iter_mut().enumerate() {
