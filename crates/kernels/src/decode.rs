@@ -357,8 +357,12 @@ impl<'a> Product<'a> {
         let (at, width) = self.weight.at(column);
         let end = at - (column % self.weight.panel) + width * self.k;
         let rest = self.weight.data.len() - end;
-        (column.is_multiple_of(self.weight.panel) && rest > 0)
-            .then(|| (self.weight.data[end..].as_ptr(), rest.min(width * self.k) / self.k))
+        (column.is_multiple_of(self.weight.panel) && rest > 0).then(|| {
+            (
+                self.weight.data[end..].as_ptr(),
+                rest.min(width * self.k) / self.k,
+            )
+        })
     }
 
     /// Rows `row..row + R`, columns `column..column + C·V::N`: R × C vector accumulators, each

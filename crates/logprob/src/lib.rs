@@ -19,6 +19,14 @@ pub fn token_logprobs(logits: Tensor<3>, tokens: Tensor<2, Int>) -> Tensor<2> {
         .squeeze_dim::<2>(2)
 }
 
+/// Entropy of the next-token distribution at every predicting position, in nats: `[B, T − 1]`,
+/// aligned with [`token_logprobs`] (TRL's `entropy` metric is its mean over response tokens).
+pub fn token_entropy(logits: Tensor<3>) -> Tensor<2> {
+    let t = logits.dims()[1];
+    let logp = log_softmax(logits.narrow(1, 0, t - 1), 2);
+    (-(logp.clone().exp() * logp).sum_dim(2)).squeeze_dim::<2>(2)
+}
+
 /// The target-side mask: `mask[:, 1:]`, aligned with `token_logprobs`.
 pub fn shifted_mask(mask: Tensor<2>) -> Tensor<2> {
     let t = mask.dims()[1];

@@ -40,6 +40,20 @@ pub struct RlvrConfig {
     /// TRL's `scale_rewards`: `group` (the lesson's) or `none` (Dr. GRPO).
     #[serde(default, skip_serializing_if = "ScaleRewards::is_group")]
     pub scale_rewards: ScaleRewards,
+    /// TRL's `num_iterations` (μ): optimizer updates per batch of rollouts, each on the clipped
+    /// ratio to the policy that sampled them. 1 = the lesson's one update; more needs one of
+    /// TRL's loss types (the lesson's form has no ratio).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub num_iterations: usize,
+    /// TRL's `epsilon`: the ratio is clipped to [1 − ε, 1 + ε_high] (TRL's default 0.2).
+    #[serde(
+        default = "default_epsilon",
+        skip_serializing_if = "is_default_epsilon"
+    )]
+    pub epsilon: f64,
+    /// TRL's `epsilon_high` (DAPO's clip-higher); unset = `epsilon`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon_high: Option<f64>,
     /// Lesson: 800.
     pub steps: usize,
     pub seed: u64,
@@ -56,6 +70,25 @@ pub struct RlvrConfig {
 }
 
 trainer::loop_settings!(RlvrConfig);
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(value: &usize) -> bool {
+    *value == 1
+}
+
+/// TRL's `GRPOConfig.epsilon`.
+const DEFAULT_EPSILON: f64 = 0.2;
+
+fn default_epsilon() -> f64 {
+    DEFAULT_EPSILON
+}
+
+fn is_default_epsilon(value: &f64) -> bool {
+    *value == DEFAULT_EPSILON
+}
 
 impl RlvrConfig {
     pub fn validate(&self) -> Result<(), String> {
@@ -97,6 +130,37 @@ impl RlvrConfig {
                 self.step_credit
             ));
         }
+        if self.num_iterations == 0 {
+            return Err("rlvr.num_iterations must be >= 1".to_string());
+        }
+        if self.num_iterations > 1 && self.loss_type.is_lesson() {
+            return Err(format!(
+                "rlvr.num_iterations = {} needs one of TRL's loss types (loss_type = \"grpo\", \
+                 \"bnpo\", \"dr_grpo\" or \"dapo\"): the lesson's form has no ratio to clip",
+                self.num_iterations
+            ));
+        }
+        for (key, value) in [
+            ("epsilon", Some(self.epsilon)),
+            ("epsilon_high", self.epsilon_high),
+        ] {
+            if let Some(value) = value {
+                if !(value > 0.0 && value.is_finite()) {
+                    return Err(format!("rlvr.{key} must be > 0, got {value}"));
+                }
+            }
+        }
+        if self.epsilon >= 1.0 {
+            return Err(format!(
+                "rlvr.epsilon must be < 1 (the ratio's floor is 1 − ε), got {}",
+                self.epsilon
+            ));
+        }
         self.optimizer.validate("rlvr.optimizer")
+    }
+
+    /// The ratio's clipping range, `(ε, ε_high)`.
+    pub fn clip_range(&self) -> (f64, f64) {
+        (self.epsilon, self.epsilon_high.unwrap_or(self.epsilon))
     }
 }

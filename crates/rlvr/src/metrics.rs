@@ -7,6 +7,7 @@ use trainer::{Row, StepReport};
 
 use crate::advantage::group_std;
 use crate::groups::Group;
+use crate::loss::UpdateStats;
 
 /// The reward's running mean across steps (0.9 · old + 0.1 · the step's first draw).
 #[derive(Default)]
@@ -37,7 +38,8 @@ pub(crate) struct Window {
     groups: usize,
     lengths: Vec<usize>,
     clipped: usize,
-    kl: Vec<f64>,
+    /// One per update (several per step with `num_iterations` > 1).
+    updates: Vec<UpdateStats>,
     loss: Vec<f64>,
     /// Live groups each step's update used (after dynamic sampling).
     live_groups: Vec<usize>,
@@ -51,7 +53,7 @@ struct Averages {
     dead_rate: f64,
     live_groups: f64,
     /// `None` when no step of the window updated (every group dead): a mean of nothing.
-    kl: Option<f64>,
+    update: Option<UpdateStats>,
     loss: Option<f64>,
     mean_length: f64,
     clipped_ratio: f64,
@@ -87,8 +89,8 @@ impl Window {
         self.live_groups.push(groups);
     }
 
-    pub(crate) fn add_update(&mut self, kl: f64, report: StepReport) {
-        self.kl.push(kl);
+    pub(crate) fn add_update(&mut self, stats: UpdateStats, report: StepReport) {
+        self.updates.push(stats);
         self.loss.push(report.loss as f64);
         self.last_report = Some(report);
     }
@@ -101,14 +103,22 @@ impl Window {
             "reward {:.3} (ema {ema:.3}) | dead {:.2} | kl {}",
             w.reward,
             w.dead_rate,
-            w.kl.map_or("— (no update)".to_string(), |kl| format!("{kl:.4}"))
+            w.update
+                .map_or("— (no update)".to_string(), |u| format!("{:.4}", u.kl))
         ));
         row.push("reward", w.reward);
         row.push("reward_ema", json!(reward_ema));
         row.push("reward_std", w.reward_std);
         row.push("frac_reward_zero_std", w.dead_rate);
         row.push("live_groups", w.live_groups);
-        row.push("kl", json!(w.kl));
+        row.push("kl", json!(w.update.map(|u| u.kl)));
+        row.push("entropy", json!(w.update.map(|u| u.entropy)));
+        row.push("clip_ratio/low_mean", json!(w.update.map(|u| u.clip_low)));
+        row.push("clip_ratio/high_mean", json!(w.update.map(|u| u.clip_high)));
+        row.push(
+            "clip_ratio/region_mean",
+            json!(w.update.map(|u| u.clip_region)),
+        );
         row.push("loss", json!(w.loss));
         row.push("completions/mean_length", w.mean_length);
         row.push("completions/clipped_ratio", w.clipped_ratio);
@@ -117,7 +127,8 @@ impl Window {
             "tokens_per_s",
             w.mean_length * w.rollouts as f64 / elapsed.as_secs_f64(),
         );
-        // Steps in the window that updated (a step whose groups all died does not).
+        // Updates in the window: none from a step whose groups all died, μ from a step with
+        // num_iterations = μ.
         row.push("updates", w.updates);
         row.push("lr", json!(w.last_report.map(|r| r.lr)));
         row.push("grad_norm", json!(w.last_report.map(|r| r.grad_norm)));
@@ -137,7 +148,18 @@ impl Window {
                     .map(|&g| g as f64)
                     .collect::<Vec<_>>(),
             ),
-            kl: (!self.kl.is_empty()).then(|| mean(&self.kl)),
+            update: (!self.updates.is_empty()).then(|| {
+                let of = |field: fn(&UpdateStats) -> f64| {
+                    mean(&self.updates.iter().map(field).collect::<Vec<_>>())
+                };
+                UpdateStats {
+                    kl: of(|u| u.kl),
+                    entropy: of(|u| u.entropy),
+                    clip_low: of(|u| u.clip_low),
+                    clip_high: of(|u| u.clip_high),
+                    clip_region: of(|u| u.clip_region),
+                }
+            }),
             loss: (!self.loss.is_empty()).then(|| mean(&self.loss)),
             mean_length: mean(&lengths),
             clipped_ratio: self.clipped as f64 / self.lengths.len().max(1) as f64,

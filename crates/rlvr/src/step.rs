@@ -1,7 +1,8 @@
 //! The GRPO step, top to bottom: draw prompts and sample a group of rollouts per prompt from
 //! the current policy, reward them with the verifier, turn each group's rewards into
 //! advantages (dead groups are skipped, or redrawn with dynamic sampling: `groups`), then one
-//! gradient step on −(1/K) Σ A·log πθ(y|x) + β·KL(πθ‖πref) over the response tokens (`loss`).
+//! gradient step on −(1/K) Σ A·log πθ(y|x) + β·KL(πθ‖πref) over the response tokens (`loss`;
+//! TRL's forms, and `num_iterations` steps on the clipped ratio, are options).
 
 use std::time::Duration;
 
@@ -61,6 +62,7 @@ impl<'a> GrpoStep<'a> {
             reference,
             beta: config.beta,
             loss_type: config.loss_type,
+            clip_range: config.clip_range(),
             pad_id: task.tokenizer.symbol_id(PAD)?,
             device,
         };
@@ -136,13 +138,19 @@ impl StepBody for GrpoStep<'_> {
         let live = redraw_dead(first, self.config.resample_rounds, redraw)?;
         self.window.add_live(live.len());
 
-        // 3. One policy-gradient step on the live groups, anchored to the reference by k3 KL.
+        // 3. A policy-gradient step on the live groups, anchored to the reference by k3 KL;
+        // with TRL's num_iterations μ > 1, μ steps, each on the ratio to the sampling policy.
         if live.is_empty() {
             return Ok(policy);
         }
-        let (loss, kl) = self.loss.compute(&policy, &live);
-        let (policy, report) = step.update(policy, loss)?;
-        self.window.add_update(kl, report);
+        let old = (self.config.num_iterations > 1).then(|| self.loss.old_logprobs(&sampler, &live));
+        let mut policy = policy;
+        for _ in 0..self.config.num_iterations {
+            let (loss, stats) = self.loss.compute(&policy, &live, old.as_ref());
+            let report;
+            (policy, report) = step.update(policy, loss)?;
+            self.window.add_update(stats, report);
+        }
         Ok(policy)
     }
 

@@ -73,10 +73,12 @@ fn step_favours_the_rewarded_rollout(loss_type: crate::loss::GrpoLossType) {
         },
         beta: 0.05,
         loss_type,
+        clip_range: (0.2, 0.2),
         pad_id: 0,
         device: &device,
     };
-    let (loss, kl) = grpo.compute(&policy, &live);
+    let (loss, stats) = grpo.compute(&policy, &live, None);
+    let kl = stats.kl;
     assert!(
         kl.abs() < 1e-6,
         "{loss_type:?}: KL with policy = reference: {kl}"
@@ -95,8 +97,67 @@ fn step_favours_the_rewarded_rollout(loss_type: crate::loss::GrpoLossType) {
         after > before,
         "{loss_type:?}: log π(rewarded) {before} → {after}"
     );
-    let (_, kl_after) = grpo.compute(&policy, &live);
+    let (_, after_step) = grpo.compute(&policy, &live, None);
+    let kl_after = after_step.kl;
     assert!(kl_after > 0.0, "{loss_type:?}: KL after a step: {kl_after}");
+    assert!(after_step.entropy > 0.0, "{loss_type:?}: {after_step:?}");
+}
+
+/// TRL's num_iterations: later updates on the same rollouts divide by the sampling policy's
+/// log-probs. At the start the ratio is 1 (the loss equals the first update's, nothing
+/// clipped); after large steps some of the rewarded rollout's tokens pass 1 + ε and some of
+/// the others' fall below 1 − ε, and the clip shares count them.
+#[test]
+fn later_iterations_clip_the_ratio_to_the_sampling_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Device::flex();
+    let path = dir.path().join("parent.safetensors");
+    checkpoint::save(&seeded_model(&shape(), 11, &plain), &shape(), &path).unwrap();
+    let device = plain.clone().autodiff();
+    let mut policy = checkpoint::load(&path, &device).unwrap().0;
+    let reference = checkpoint::load(&path, &plain).unwrap().0;
+    let group = [
+        rollout(&[4, 5, 12]),
+        rollout(&[6, 7, 12]),
+        rollout(&[8, 9, 10, 12]),
+        rollout(&[11, 12]),
+    ];
+    let live = [LiveGroup {
+        rollouts: group.to_vec(),
+        advantages: group_advantages(&[1.0, 0.0, 0.0, 0.0]).unwrap(),
+    }];
+    let grpo = GrpoLoss {
+        reference: trainer::Reference {
+            model: &reference,
+            device: &plain,
+        },
+        beta: 0.0,
+        loss_type: crate::loss::GrpoLossType::Grpo,
+        clip_range: (0.2, 0.2),
+        pad_id: 0,
+        device: &device,
+    };
+    let old = grpo.old_logprobs(&reference, &live);
+    let (first, first_stats) = grpo.compute(&policy, &live, Some(&old));
+    let (same, _) = grpo.compute(&policy, &live, None);
+    let value = |t: burn::tensor::Tensor<1>| t.into_scalar::<f32>();
+    assert!((value(first.clone()) - value(same)).abs() < 1e-6);
+    assert_eq!(first_stats.clip_region, 0.0, "{first_stats:?}");
+
+    let optim = OptimConfig {
+        weight_decay: 0.0,
+        ..OptimConfig::with_lr(5e-2)
+    };
+    let mut step = OptimizerStep::new(&optim, &LrSchedule::Constant, 1);
+    let mut loss = first;
+    for i in 0..6 {
+        policy = step.apply(policy, loss, i).unwrap().0;
+        loss = grpo.compute(&policy, &live, Some(&old)).0;
+    }
+    let (_, stats) = grpo.compute(&policy, &live, Some(&old));
+    assert!(stats.clip_high > 0.0, "{stats:?}");
+    assert!(stats.clip_low > 0.0, "{stats:?}");
+    assert!((stats.clip_region - stats.clip_low - stats.clip_high).abs() < 1e-12);
 }
 
 /// The GRPO step through the training loop with an injected reward that is sure to mix
@@ -110,6 +171,14 @@ type MetricsRow = serde_json::Map<String, serde_json::Value>;
 fn grpo_steps(
     reward: &crate::step::RewardFn,
     resample_rounds: usize,
+) -> (Vec<MetricsRow>, [Vec<f32>; 3]) {
+    grpo_steps_with(reward, |config| config.resample_rounds = resample_rounds)
+}
+
+/// [`grpo_steps`] with the test's `[rlvr]` settings changed by `set`.
+fn grpo_steps_with(
+    reward: &crate::step::RewardFn,
+    set: impl FnOnce(&mut crate::config::RlvrConfig),
 ) -> (Vec<MetricsRow>, [Vec<f32>; 3]) {
     use burn::module::Module;
     use data::tasks::digit_sum::train_problems;
@@ -152,8 +221,9 @@ fn grpo_steps(
     config.steps = 3;
     config.log_every = 1;
     config.eval_every = 0;
-    config.resample_rounds = resample_rounds;
     config.optimizer.lr = 1e-2;
+    set(&mut config);
+    config.validate().unwrap();
     let problems = train_problems(&config.ks, 10, 0);
     let task = Task {
         problems: &problems,
@@ -207,6 +277,47 @@ fn grpo_steps_update_the_policy_when_groups_are_mixed() {
     }
     assert_ne!(policy, parent, "the policy moved");
     assert_eq!(reference, parent, "the reference did not");
+}
+
+#[test]
+fn num_iterations_updates_each_batch_several_times_and_logs_trls_metrics() {
+    let (rows, [parent, policy, _]) = grpo_steps_with(&odd_length, |config| {
+        config.loss_type = crate::loss::GrpoLossType::Grpo;
+        config.num_iterations = 2;
+        config.epsilon_high = Some(0.28);
+    });
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row["updates"].as_u64(), Some(2), "{row:?}");
+        for key in [
+            "entropy",
+            "clip_ratio/low_mean",
+            "clip_ratio/high_mean",
+            "clip_ratio/region_mean",
+        ] {
+            let value = row[key].as_f64().unwrap_or(f64::NAN);
+            assert!(value.is_finite() && value >= 0.0, "{key}: {row:?}");
+        }
+    }
+    assert_ne!(policy, parent);
+}
+
+#[test]
+fn num_iterations_needs_a_ratio_and_epsilons_their_range() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipeline.toml"))
+        .unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let config: crate::config::RlvrConfig = table["rlvr"].clone().try_into().unwrap();
+    let error = |set: fn(&mut crate::config::RlvrConfig)| {
+        let mut config = config.clone();
+        set(&mut config);
+        config.validate().unwrap_err()
+    };
+    assert!(error(|c| c.num_iterations = 2)
+        .contains("rlvr.num_iterations = 2 needs one of TRL's loss types"));
+    assert!(error(|c| c.num_iterations = 0).contains("rlvr.num_iterations must be >= 1"));
+    assert!(error(|c| c.epsilon = 1.5).contains("rlvr.epsilon must be < 1"));
+    assert!(error(|c| c.epsilon_high = Some(-0.1)).contains("rlvr.epsilon_high must be > 0"));
 }
 
 #[test]
