@@ -1,6 +1,7 @@
 use eval::SuiteConfig;
 
 use crate::advantage::ScaleRewards;
+use crate::curriculum::CurriculumConfig;
 use crate::loss::GrpoLossType;
 use serde::{Deserialize, Serialize};
 use trainer::{LrSchedule, OptimConfig};
@@ -54,6 +55,9 @@ pub struct RlvrConfig {
     /// TRL's `epsilon_high` (DAPO's clip-higher); unset = `epsilon`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epsilon_high: Option<f64>,
+    /// A curriculum over K (`crate::curriculum`); unset = the lesson's fixed `ks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curriculum: Option<CurriculumConfig>,
     /// Lesson: 800.
     pub steps: usize,
     pub seed: u64,
@@ -129,6 +133,9 @@ impl RlvrConfig {
                 "rlvr.step_credit must be in [0, 1), got {}",
                 self.step_credit
             ));
+        }
+        if let Some(curriculum) = &self.curriculum {
+            curriculum.validate(&self.ks)?;
         }
         if self.num_iterations == 0 {
             return Err("rlvr.num_iterations must be >= 1".to_string());

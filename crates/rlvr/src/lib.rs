@@ -4,6 +4,7 @@
 
 pub mod advantage;
 pub mod config;
+pub mod curriculum;
 pub mod groups;
 pub mod loss;
 mod metrics;
@@ -14,7 +15,7 @@ pub mod step;
 
 use anyhow::Result;
 use burn::module::Module;
-use data::tasks::digit_sum::{train_problems, Mode};
+use data::tasks::digit_sum::Mode;
 use eval::DigitSumSuite;
 use model::Gpt;
 use trainer::outputs::config_hash;
@@ -22,6 +23,7 @@ use trainer::parent::load_parent;
 use trainer::{Manifest, Reference, StageContext};
 
 pub use config::RlvrConfig;
+use curriculum::Pool;
 use step::{GrpoStep, Task};
 
 /// `mode` of the `eval.json` rows that score the parent (the frozen reference) before
@@ -31,7 +33,6 @@ pub const PARENT_MODE: &str = "parent";
 pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
     let mut stage = ctx.open()?;
     let device = ctx.device.clone().autodiff();
-    let problems = train_problems(&config.ks, config.n_prompts, config.seed);
 
     let suite = DigitSumSuite::new(Mode::Cot, &config.eval, &ctx.tokenizer, &ctx.device);
     let mut per_k_accuracy = |model: &Gpt| suite.metrics(model);
@@ -40,7 +41,7 @@ pub fn run(ctx: &StageContext, config: &RlvrConfig) -> Result<Manifest> {
     let reference = load_parent(ctx, &ctx.device)?;
     let verifier = GrpoStep::verifier(config);
     let task = Task {
-        problems: &problems,
+        pool: Pool::new(&config.ks, config.n_prompts, config.seed),
         tokenizer: &ctx.tokenizer,
         reward: &verifier,
     };

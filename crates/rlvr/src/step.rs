@@ -21,6 +21,7 @@ use trainer::{Reference, Row, Step, StepBody};
 
 use crate::advantage::scaled_group_advantages;
 use crate::config::RlvrConfig;
+use crate::curriculum::Pool;
 use crate::groups::{mean_reward, redraw_dead, Group};
 use crate::loss::GrpoLoss;
 use crate::metrics::{RewardEma, Window};
@@ -31,10 +32,10 @@ use crate::rollout::{rollouts, RolloutOptions};
 /// training; tests can put in their own.
 pub type RewardFn<'a> = dyn Fn(&DigitSum, &str) -> f64 + 'a;
 
-/// What the policy practises on: the prompts, the tokenizer that writes them, and the reward
-/// of a completion.
+/// What the policy practises on: the prompt pool (which a curriculum grows), the tokenizer
+/// that writes the prompts, and the reward of a completion.
 pub struct Task<'a> {
-    pub problems: &'a [DigitSum],
+    pub pool: Pool,
     pub tokenizer: &'a TextTokenizer,
     pub reward: &'a RewardFn<'a>,
 }
@@ -91,10 +92,11 @@ impl<'a> GrpoStep<'a> {
     /// rewards, and the group's advantages.
     fn groups(&self, policy: &Gpt, prompts: usize, rng: &mut StdRng) -> Result<Vec<Group>> {
         let Task {
-            problems,
+            ref pool,
             tokenizer,
             reward,
         } = self.task;
+        let problems = pool.problems();
         let picked: Vec<&DigitSum> = (0..prompts)
             .map(|_| &problems[rng.random_range(0..problems.len())])
             .collect();
@@ -131,6 +133,17 @@ impl StepBody for GrpoStep<'_> {
         // so the dead-group rate compares across settings; dead groups are then skipped, or
         // redrawn with dynamic sampling (`groups`).
         let sampler = policy.valid();
+        // 0. With a curriculum, every check_every steps: the next K joins the pool once the
+        // newest one is solved often enough.
+        if let Some(curriculum) = &self.config.curriculum {
+            if step.index > 0 && step.index.is_multiple_of(curriculum.check_every) {
+                let plain = self.loss.reference.device;
+                let tokenizer = self.task.tokenizer;
+                self.task
+                    .pool
+                    .check(curriculum, &sampler, tokenizer, plain)?;
+            }
+        }
         let first = self.groups(&sampler, self.config.prompts_per_step, &mut step.rng)?;
         self.window.add_draw(&first);
         self.reward_ema.add(mean_reward(&first));
@@ -155,15 +168,34 @@ impl StepBody for GrpoStep<'_> {
     }
 
     fn row(&mut self, elapsed: Duration) -> Row {
-        std::mem::take(&mut self.window).row(self.reward_ema.value(), elapsed)
+        let mut row = std::mem::take(&mut self.window).row(self.reward_ema.value(), elapsed);
+        if self.config.curriculum.is_some() {
+            let pool = &self.task.pool;
+            row.push("curriculum/max_k", pool.newest_k());
+            row.push("curriculum/check_accuracy", json!(pool.last_check));
+        }
+        row
     }
 
     fn state(&self) -> Value {
-        json!({ "reward_ema": self.reward_ema.value() })
+        let pool = &self.task.pool;
+        json!({
+            "reward_ema": self.reward_ema.value(),
+            "curriculum_level": pool.level(),
+            "curriculum_check": pool.last_check,
+        })
     }
 
     fn restore(&mut self, state: &Value) -> Result<()> {
         self.reward_ema = RewardEma::from(state["reward_ema"].as_f64());
+        // The pool as it was: the same Ks added, in order (their problems are seeded).
+        let level = state["curriculum_level"].as_u64().unwrap_or(0) as usize;
+        if let Some(curriculum) = &self.config.curriculum {
+            while self.task.pool.level() < level {
+                self.task.pool.advance(&curriculum.frontier);
+            }
+        }
+        self.task.pool.last_check = state["curriculum_check"].as_f64();
         Ok(())
     }
 }

@@ -181,7 +181,6 @@ fn grpo_steps_with(
     set: impl FnOnce(&mut crate::config::RlvrConfig),
 ) -> (Vec<MetricsRow>, [Vec<f32>; 3]) {
     use burn::module::Module;
-    use data::tasks::digit_sum::train_problems;
     use data::tokenizer::{TokenizerConfig, TASK_ALPHABET};
     use data::TextTokenizer;
     use trainer::resume::Resume;
@@ -224,9 +223,8 @@ fn grpo_steps_with(
     config.optimizer.lr = 1e-2;
     set(&mut config);
     config.validate().unwrap();
-    let problems = train_problems(&config.ks, 10, 0);
     let task = Task {
-        problems: &problems,
+        pool: crate::curriculum::Pool::new(&config.ks, 10, 0),
         tokenizer: &tokenizer,
         reward,
     };
@@ -300,6 +298,28 @@ fn num_iterations_updates_each_batch_several_times_and_logs_trls_metrics() {
         }
     }
     assert_ne!(policy, parent);
+}
+
+/// The curriculum's plumbing through the loop: a check each step (the random policy solves
+/// nothing at K = 3, so the pool stays), logged as `curriculum/*`.
+#[test]
+fn a_curriculum_checks_the_newest_k_and_logs_it() {
+    let (rows, _) = grpo_steps_with(&odd_length, |config| {
+        config.curriculum = Some(crate::curriculum::CurriculumConfig {
+            frontier: vec![3, 4],
+            advance_at: 0.9,
+            check_every: 1,
+            check_problems: 4,
+        });
+    });
+    for row in &rows {
+        assert_eq!(row["curriculum/max_k"].as_u64(), Some(2), "{row:?}");
+    }
+    assert_eq!(
+        rows[0]["curriculum/check_accuracy"],
+        serde_json::Value::Null
+    );
+    assert_eq!(rows[1]["curriculum/check_accuracy"].as_f64(), Some(0.0));
 }
 
 #[test]
