@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Greedy held-out accuracy per K of stage folders from runs made outside one sweep (e.g. a
+stage rerun with `xtask stage --from` and other settings), mean ± sd over seeds, and each
+column's change from the first, paired by seed, marked with the sweep report's noise test
+(a port of `report::stats::change`: the 95% t-interval of the paired differences excludes 0,
+their spread floored at the binomial error of one held-out set).
+
+    python3 bench/compare_stages.py --ks 6,7,8,9,10 \
+        --column "parent=runs/probe/seed-{s}/dpo" --column "rlvr=runs/cur/seed-{s}/rlvr" \
+        --seeds 0,1,2
+
+Each column is NAME=PATH with `{s}` standing for the seed; PATH/eval.json is read (its `cot`
+rows, the stage's own measurement after training).
+"""
+
+import argparse
+import json
+import math
+import sys
+
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
+
+
+def mean_sd(values):
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def change(diffs, n_problems, accuracy):
+    mean, sd = mean_sd(diffs)
+    if len(diffs) < 2:
+        return mean, ""
+    p = (accuracy * n_problems + 1) / (n_problems + 2)
+    floor = math.sqrt(2 * p * (1 - p) / n_problems)
+    se = max(sd, floor) / math.sqrt(len(diffs))
+    if abs(mean) > T95[len(diffs) - 2] * se:
+        return mean, "▲" if mean > 0 else "▼"
+    return mean, "~"
+
+
+def accuracies(path):
+    """{K: (accuracy, n)} of a stage folder's `cot` digit-sum rows."""
+    try:
+        with open(f"{path}/eval.json") as f:
+            rows = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {path}/eval.json: {e}")
+    return {
+        r["k"]: (r["accuracy"], r["n"])
+        for r in rows
+        if r.get("task") == "digit_sum" and r.get("mode") == "cot"
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--column", action="append", required=True, help="NAME=PATH with {s}")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--ks", default="2,3,4,5,6,7,8,9,10")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    ks = [int(k) for k in args.ks.split(",")]
+    columns = []
+    for column in args.column:
+        name, _, path = column.partition("=")
+        if not path:
+            sys.exit(f"error: --column {column!r}: expected NAME=PATH")
+        columns.append((name, [accuracies(path.format(s=s)) for s in seeds]))
+    print("| K | " + " | ".join(name for name, _ in columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for k in ks:
+        cells = []
+        base = [runs[k][0] for runs in columns[0][1] if k in runs]
+        for i, (_, runs) in enumerate(columns):
+            values = [r[k][0] for r in runs if k in r]
+            if len(values) != len(seeds):
+                cells.append("—")
+                continue
+            mean, sd = mean_sd(values)
+            cell = f"{100 * mean:.1f} ± {100 * sd:.1f}"
+            if i > 0 and len(base) == len(values):
+                diffs = [v - b for v, b in zip(values, base)]
+                n = max(r[k][1] for r in runs)
+                mid = mean_sd([(v + b) / 2 for v, b in zip(values, base)])[0]
+                delta, mark = change(diffs, n, mid)
+                cell += f" ({100 * delta:+.1f} {mark})"
+            cells.append(cell)
+        print(f"| {k} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
