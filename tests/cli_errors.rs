@@ -269,6 +269,40 @@ fn set_overrides_a_setting_and_is_checked_like_the_file() {
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // TRL's names, TRL's math: rpo_alpha is DPOTrainer's, not ORPO's; μ > 1 needs a ratio.
+    let out = stage(&[
+        "--set",
+        "dpo.loss.loss_type=orpo",
+        "--set",
+        "dpo.loss.rpo_alpha=1",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("dpo.loss.rpo_alpha") && err.contains("orpo"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let out = stage(&["--set", "rlvr.num_iterations=2"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("rlvr.num_iterations = 2 needs one of TRL's loss types"),
+        "{err}"
+    );
+    let out = stage(&[
+        "--set",
+        "rlvr.curriculum.frontier=[3]",
+        "--set",
+        "rlvr.curriculum.advance_at=0.5",
+        "--set",
+        "rlvr.curriculum.check_every=10",
+        "--set",
+        "rlvr.curriculum.check_problems=4",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("rlvr.curriculum.frontier: K = 3 is in rlvr.ks"),
+        "{err}"
+    );
     let out = stage(&["--set", "pass_at_k.temperature=0"]);
     assert!(
         stderr(&out).contains("pass_at_k.temperature must be > 0"),

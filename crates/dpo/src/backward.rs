@@ -35,6 +35,13 @@ pub fn pair_loss_backward(
     shards: usize,
 ) -> PairStep {
     let pairs = batch.len();
+    // TRL's rpo_alpha: α × the chosen responses' NLL as one cross-entropy, pooled over every
+    // chosen response token of the batch; each shard adds its tokens' part of that mean.
+    let chosen_tokens = batch
+        .iter()
+        .map(|p| p.chosen.completion.len())
+        .sum::<usize>()
+        .max(1);
     let per_shard = pairs.div_ceil(shards.max(1)).max(1);
     let pieces: Vec<Shard> = batch
         .chunks(per_shard)
@@ -58,8 +65,8 @@ pub fn pair_loss_backward(
             let share = shard.pairs.len() as f64 / pairs as f64;
             let (chosen, rejected) = pair_logps(replica, &shard.pairs, pad_id, device);
             let logps = (chosen.sum.clone().detach(), rejected.sum.clone().detach());
-            let chosen_nll = -chosen.mean().mean();
-            let mut out = pair_loss(
+            let chosen_nll = -chosen.sum.clone().sum() / chosen_tokens as f64;
+            let out = pair_loss(
                 loss,
                 PairInputs {
                     chosen,
@@ -67,11 +74,12 @@ pub fn pair_loss_backward(
                     reference: shard.reference,
                 },
             );
+            let mut shard_loss = out.loss * share;
             if loss.rpo_alpha > 0.0 {
-                out.loss = out.loss + chosen_nll * loss.rpo_alpha;
+                shard_loss = shard_loss + chosen_nll * loss.rpo_alpha;
             }
             let report = (out.chosen_rewards, out.rejected_rewards, logps);
-            (out.loss * share, report)
+            (shard_loss, report)
         });
 
     let (mut chosen_rewards, mut rejected_rewards) = (Vec::new(), Vec::new());

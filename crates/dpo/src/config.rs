@@ -139,8 +139,10 @@ pub struct LossConfig {
     /// SimPO's target reward margin γ.
     #[serde(default = "default_gamma")]
     pub simpo_gamma: f64,
-    /// TRL's `rpo_alpha`: adds α × the chosen response's per-token NLL to the loss, which keeps
-    /// the chosen likelihood from falling with the rejected one. 0 = the lesson's plain loss.
+    /// TRL's `rpo_alpha` (DPOTrainer's): adds α × the chosen responses' NLL, one cross-entropy
+    /// pooled over every chosen token of the batch, which keeps the chosen likelihood from
+    /// falling with the rejected one. Not with `orpo` (ORPO's loss has its own NLL; TRL's
+    /// ORPOTrainer has no rpo_alpha) or `kto`. 0 = the lesson's plain loss.
     #[serde(default)]
     pub rpo_alpha: f64,
     /// DPO-Positive's λ (Pal et al. 2024, arXiv 2402.13228), `sigmoid` only: the logit loses
@@ -211,6 +213,13 @@ impl DpoConfig {
             return Err(format!(
                 "dpo.loss.rpo_alpha must be >= 0, got {}",
                 loss.rpo_alpha
+            ));
+        }
+        if loss.rpo_alpha > 0.0 && matches!(loss.loss_type, LossType::Orpo | LossType::Kto) {
+            return Err(format!(
+                "dpo.loss.rpo_alpha is DPOTrainer's NLL term and does not apply to loss_type \
+                 {:?} (ORPO has its own NLL; KTO has none in TRL); set it to 0",
+                loss.loss_type.name()
             ));
         }
         if !loss.dpop_lambda.is_finite() || loss.dpop_lambda < 0.0 {

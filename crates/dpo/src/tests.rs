@@ -307,6 +307,39 @@ impl burn::module::ModuleVisitor for GradientDifference<'_> {
     }
 }
 
+/// TRL's rpo_alpha: the loss grows by α × the chosen tokens' NLL pooled over the batch (Σ
+/// log-probs over Σ tokens), not by the mean of the responses' means.
+#[test]
+fn rpo_alpha_adds_the_chosen_nll_pooled_over_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (policy, pairs, cache) = policy_pairs_and_cache(dir.path());
+    let batch: Vec<&TokenizedPair> = pairs.iter().collect();
+    let device = Device::flex().autodiff();
+    let loss = |rpo_alpha| {
+        let config = LossConfig {
+            rpo_alpha,
+            ..sigmoid_loss()
+        };
+        let reference = Some(cache.select(&[0, 1, 2], &device));
+        let step = pair_loss_backward(&policy, &batch, reference, &config, PAD, &device, 1);
+        step.out.loss.into_scalar::<f32>() as f64
+    };
+    let (chosen, _) = crate::logps::pair_logps(&policy, &batch, PAD, &device);
+    let sums = chosen.sum.into_data().to_vec::<f32>().unwrap();
+    let counts = chosen.count.into_data().to_vec::<f32>().unwrap();
+    let pooled = -sums.iter().sum::<f32>() as f64 / counts.iter().sum::<f32>() as f64;
+    let per_response = -sums.iter().zip(&counts).map(|(s, c)| s / c).sum::<f32>() as f64 / 3.0;
+    assert!(
+        (pooled - per_response).abs() > 1e-3,
+        "the pairs' lengths differ"
+    );
+    let added = loss(0.5) - loss(0.0);
+    assert!(
+        (added - 0.5 * pooled).abs() < 1e-4,
+        "{added} vs 0.5 × {pooled}"
+    );
+}
+
 #[test]
 fn sharded_step_equals_the_whole_batch_step_for_every_paired_loss() {
     use burn::module::Module;
