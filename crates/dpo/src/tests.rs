@@ -325,8 +325,8 @@ fn rpo_alpha_adds_the_chosen_nll_pooled_over_tokens() {
         step.out.loss.into_scalar::<f32>() as f64
     };
     let (chosen, _) = crate::logps::pair_logps(&policy, &batch, PAD, &device);
-    let sums = chosen.sum.into_data().to_vec::<f32>().unwrap();
-    let counts = chosen.count.into_data().to_vec::<f32>().unwrap();
+    let sums = chosen.sum.into_data().try_to_vec::<f32>().unwrap();
+    let counts = chosen.count.into_data().try_to_vec::<f32>().unwrap();
     let pooled = -sums.iter().sum::<f32>() as f64 / counts.iter().sum::<f32>() as f64;
     let per_response = -sums.iter().zip(&counts).map(|(s, c)| s / c).sum::<f32>() as f64 / 3.0;
     assert!(
