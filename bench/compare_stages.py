@@ -9,8 +9,8 @@ their spread floored at the binomial error of one held-out set).
         --column "parent=runs/probe/seed-{s}/dpo" --column "rlvr=runs/cur/seed-{s}/rlvr" \
         --seeds 0,1,2
 
-Each column is NAME=PATH with `{s}` standing for the seed; PATH/eval.json is read (its `cot`
-rows, the stage's own measurement after training).
+Each column is NAME=PATH with `{s}` standing for the seed (NAME without `=`); PATH/skills.json
+is read (every skill after training), or PATH/eval.json where there is none.
 """
 
 import argparse
@@ -42,17 +42,55 @@ def change(diffs, n_problems, accuracy):
 
 
 def accuracies(path):
-    """{K: (accuracy, n)} of a stage folder's `cot` digit-sum rows."""
-    try:
-        with open(f"{path}/eval.json") as f:
-            rows = json.load(f)
-    except (OSError, ValueError) as e:
-        sys.exit(f"error: {path}/eval.json: {e}")
-    return {
-        r["k"]: (r["accuracy"], r["n"])
-        for r in rows
-        if r.get("task") == "digit_sum" and r.get("mode") == "cot"
-    }
+    """{skill: (accuracy, n)} of a stage folder: `reverse` and each K of the CoT digit sums, from
+    its skills.json (every skill, measured after training), else its eval.json."""
+    for name in ("skills.json", "eval.json"):
+        try:
+            with open(f"{path}/{name}") as f:
+                data = json.load(f)
+            break
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: {path}/{name}: {e}")
+    else:
+        sys.exit(f"error: {path}: neither skills.json nor eval.json")
+    rows = data["rows"] if isinstance(data, dict) else data
+    out = {}
+    for r in rows:
+        if r.get("task") == "digit_sum" and r.get("mode") == "cot":
+            out[r["k"]] = (r["accuracy"], r["n"])
+        elif r.get("task") == "reverse":
+            out["reverse"] = (r["accuracy"], r["n"])
+    return out
+
+
+def pass_at_k_table(columns, seeds, ks):
+    """Mean ± sd over seeds of pass@1, 2, 4, … per K, from each PATH/pass_at_k.json (written by
+    `xtask eval --samples N --out PATH/suite.json`)."""
+    rows = []
+    for name, path in columns:
+        per_seed = []
+        for s in seeds:
+            try:
+                with open(f"{path.format(s=s)}/pass_at_k.json") as f:
+                    per_seed.append({r["k"]: r["pass_at"] for r in json.load(f)})
+            except (OSError, ValueError) as e:
+                sys.exit(f"error: {path.format(s=s)}/pass_at_k.json: {e}")
+        for k in ks:
+            if not all(k in seed for seed in per_seed):
+                continue
+            ats = sorted(per_seed[0][k], key=int)
+            rows.append((k, name, ats, [[seed[k][a] for seed in per_seed] for a in ats]))
+    header = max((r[2] for r in rows), key=len, default=[])
+    print("| K | stage | " + " | ".join(f"pass@{a}" for a in header) + " |")
+    print("|---|---" + "|---" * len(header) + "|")
+    for k, name, ats, values in sorted(rows, key=lambda r: r[0]):
+        cells = []
+        for v in values:
+            mean, sd = mean_sd(v)
+            cells.append(f"{100 * mean:.1f} ± {100 * sd:.1f}")
+        print(f"| {k} | {name} | " + " | ".join(cells) + " |")
 
 
 def main():
@@ -60,16 +98,25 @@ def main():
     parser.add_argument("--column", action="append", required=True, help="NAME=PATH with {s}")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--ks", default="2,3,4,5,6,7,8,9,10")
+    parser.add_argument(
+        "--pass-at-k",
+        action="store_true",
+        help="pass@k per K instead, from each PATH/pass_at_k.json (PATH: eval's --out folder)",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    ks = [int(k) for k in args.ks.split(",")]
+    if args.pass_at_k:
+        pairs = [c.partition("=")[::2] for c in args.column]
+        ks = [int(k) for k in args.ks.split(",")]
+        return pass_at_k_table(pairs, seeds, ks)
+    ks = ["reverse"] + [int(k) for k in args.ks.split(",")]
     columns = []
     for column in args.column:
         name, _, path = column.partition("=")
         if not path:
             sys.exit(f"error: --column {column!r}: expected NAME=PATH")
         columns.append((name, [accuracies(path.format(s=s)) for s in seeds]))
-    print("| K | " + " | ".join(name for name, _ in columns) + " |")
+    print("| skill | " + " | ".join(name for name, _ in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for k in ks:
         cells = []
@@ -88,7 +135,8 @@ def main():
                 delta, mark = change(diffs, n, mid)
                 cell += f" ({100 * delta:+.1f} {mark})"
             cells.append(cell)
-        print(f"| {k} | " + " | ".join(cells) + " |")
+        label = "reverse words" if k == "reverse" else f"K = {k}"
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

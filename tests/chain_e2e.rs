@@ -245,9 +245,12 @@ fn the_chain_links_each_stage_to_its_parent() {
         ])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/words4.txt"))
         .arg("--from")
-        .arg(run_dir.join("cot-sft")));
+        .arg(run_dir.join("cot-sft"))
+        // A folder that does not exist yet is made.
+        .arg("--out")
+        .arg(run_dir.join("passk/new/suite.json")));
     assert_ok(&out);
-    let pass = json(&run_dir.join("cot-sft/pass_at_k.json"));
+    let pass = json(&run_dir.join("passk/new/pass_at_k.json"));
     let pass = pass.as_array().unwrap();
     assert_eq!(pass.len(), 2);
     for row in pass {

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chain::FinishedStage;
 use clap::Args;
 use data::tasks::digit_sum::Mode;
@@ -60,6 +60,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             "--out {}: eval.json belongs to the stage that wrote it; choose another name",
             out.display()
         );
+    }
+    // The folder of --out is made before the evaluation, which can take minutes.
+    if let Some(folder) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("--out {}: creating its folder", out.display()))?;
     }
     let device = args.device.device().map_err(anyhow::Error::msg)?;
     let stage = FinishedStage::open(&args.from)?;
