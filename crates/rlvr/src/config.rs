@@ -2,6 +2,7 @@ use eval::SuiteConfig;
 
 use crate::advantage::ScaleRewards;
 use crate::curriculum::CurriculumConfig;
+use crate::hints::HintConfig;
 use crate::loss::GrpoLossType;
 use serde::{Deserialize, Serialize};
 use trainer::{LrSchedule, OptimConfig};
@@ -58,6 +59,9 @@ pub struct RlvrConfig {
     /// A curriculum over K (`crate::curriculum`); unset = the lesson's fixed `ks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub curriculum: Option<CurriculumConfig>,
+    /// Hint prefixes annealed to zero (`crate::hints`); unset = none, as in the lesson.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hints: Option<HintConfig>,
     /// Lesson: 800.
     pub steps: usize,
     pub seed: u64,
@@ -136,6 +140,9 @@ impl RlvrConfig {
         }
         if let Some(curriculum) = &self.curriculum {
             curriculum.validate(&self.ks)?;
+        }
+        if let Some(hints) = &self.hints {
+            hints.validate()?;
         }
         if self.num_iterations == 0 {
             return Err("rlvr.num_iterations must be >= 1".to_string());

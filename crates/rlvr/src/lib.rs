@@ -6,6 +6,7 @@ pub mod advantage;
 pub mod config;
 pub mod curriculum;
 pub mod groups;
+pub mod hints;
 pub mod loss;
 mod metrics;
 pub mod reward;

@@ -48,6 +48,8 @@ pub struct GrpoStep<'a> {
     /// The running mean of the reward (carried across a resume by `state`/`restore`).
     reward_ema: RewardEma,
     window: Window,
+    /// The share of a trace given as a hint this step (0 without hints).
+    hint_share: f64,
 }
 
 impl<'a> GrpoStep<'a> {
@@ -73,6 +75,7 @@ impl<'a> GrpoStep<'a> {
             loss,
             reward_ema: RewardEma::default(),
             window: Window::default(),
+            hint_share: 0.0,
         })
     }
 
@@ -89,8 +92,15 @@ impl<'a> GrpoStep<'a> {
     }
 
     /// `prompts` prompts drawn at random; per prompt, a group of rollouts from `policy`, their
-    /// rewards, and the group's advantages.
-    fn groups(&self, policy: &Gpt, prompts: usize, rng: &mut StdRng) -> Result<Vec<Group>> {
+    /// rewards, and the group's advantages. With hints, a prompt carries the first `hint_share`
+    /// of its trace's steps, and the verifier reads hint and completion together.
+    fn groups(
+        &self,
+        policy: &Gpt,
+        prompts: usize,
+        hint_share: f64,
+        rng: &mut StdRng,
+    ) -> Result<Vec<Group>> {
         let Task {
             ref pool,
             tokenizer,
@@ -100,7 +110,18 @@ impl<'a> GrpoStep<'a> {
         let picked: Vec<&DigitSum> = (0..prompts)
             .map(|_| &problems[rng.random_range(0..problems.len())])
             .collect();
-        let prompts: Vec<String> = picked.iter().map(|p| p.prompt()).collect();
+        let hints: Vec<String> = picked
+            .iter()
+            .map(|p| match &self.config.hints {
+                Some(hints) => hints.hint(p, hint_share),
+                None => String::new(),
+            })
+            .collect();
+        let prompts: Vec<String> = picked
+            .iter()
+            .zip(&hints)
+            .map(|(p, hint)| p.prompt() + hint)
+            .collect();
         let options = RolloutOptions {
             group_size: self.config.group_size,
             temperature: self.config.temperature,
@@ -114,7 +135,10 @@ impl<'a> GrpoStep<'a> {
         let groups = sampled.chunks(options.group_size).map(|rollouts| {
             let rewards: Vec<f64> = rollouts
                 .iter()
-                .map(|r| reward(picked[r.prompt_index], &r.text))
+                .map(|r| {
+                    let (problem, hint) = (picked[r.prompt_index], &hints[r.prompt_index]);
+                    reward(problem, &format!("{hint}{}", r.text))
+                })
                 .collect();
             Group {
                 advantages: scaled_group_advantages(&rewards, self.config.scale_rewards),
@@ -144,10 +168,21 @@ impl StepBody for GrpoStep<'_> {
                     .check(curriculum, &sampler, tokenizer, plain)?;
             }
         }
-        let first = self.groups(&sampler, self.config.prompts_per_step, &mut step.rng)?;
+        let hint_share = self
+            .config
+            .hints
+            .as_ref()
+            .map_or(0.0, |h| h.share(step.index));
+        self.hint_share = hint_share;
+        let first = self.groups(
+            &sampler,
+            self.config.prompts_per_step,
+            hint_share,
+            &mut step.rng,
+        )?;
         self.window.add_draw(&first);
         self.reward_ema.add(mean_reward(&first));
-        let redraw = |prompts| self.groups(&sampler, prompts, &mut step.rng);
+        let redraw = |prompts| self.groups(&sampler, prompts, hint_share, &mut step.rng);
         let live = redraw_dead(first, self.config.resample_rounds, redraw)?;
         self.window.add_live(live.len());
 
@@ -173,6 +208,9 @@ impl StepBody for GrpoStep<'_> {
             let pool = &self.task.pool;
             row.push("curriculum/max_k", pool.newest_k());
             row.push("curriculum/check_accuracy", json!(pool.last_check));
+        }
+        if self.config.hints.is_some() {
+            row.push("hints/share", self.hint_share);
         }
         row
     }

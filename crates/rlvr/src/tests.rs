@@ -322,6 +322,31 @@ fn a_curriculum_checks_the_newest_k_and_logs_it() {
     assert_eq!(rows[1]["curriculum/check_accuracy"].as_f64(), Some(0.0));
 }
 
+/// Hints through the loop: the verifier sees hint + completion (a reward that pays a trace
+/// whose first step is right pays every hinted rollout), and the share anneals to 0, where
+/// the random policy's own traces are scored.
+#[test]
+fn hints_reach_the_verifier_and_anneal_away() {
+    use data::tasks::digit_sum::Mode;
+    let first_step_right = |problem: &DigitSum, text: &str| {
+        let trace = problem.completion(Mode::Cot);
+        let first = &trace[..trace.find(';').unwrap() + 1];
+        f64::from(u8::from(text.starts_with(first)))
+    };
+    let (rows, _) = grpo_steps_with(&first_step_right, |config| {
+        config.ks = vec![3];
+        config.hints = Some(crate::hints::HintConfig {
+            min_k: 3,
+            fraction: 0.9,
+            anneal_steps: 2,
+        });
+    });
+    let share = |i: usize| rows[i]["hints/share"].as_f64().unwrap();
+    assert_eq!((share(0), share(1), share(2)), (0.9, 0.45, 0.0));
+    assert_eq!(rows[0]["reward"].as_f64(), Some(1.0), "{:?}", rows[0]);
+    assert!(rows[2]["reward"].as_f64().unwrap() < 1.0, "{:?}", rows[2]);
+}
+
 #[test]
 fn num_iterations_needs_a_ratio_and_epsilons_their_range() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipeline.toml"))
