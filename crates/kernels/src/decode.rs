@@ -482,17 +482,11 @@ pub fn attend_cached_at(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
-    let CachedRow {
-        keys,
-        values,
-        head_dim,
-        capacity,
-        len,
-    } = cache;
+    let (capacity, len) = (cache.capacity, cache.len);
     assert!(capacity.is_multiple_of(POSITION_BLOCK) && 0 < len && len <= capacity);
-    assert!(q.len().is_multiple_of(head_dim) && out.len() == q.len());
-    assert!(keys.len() >= q.len() * capacity && values.len() >= q.len() * capacity);
-    assert!(scores.len() >= capacity);
+    assert!(q.len().is_multiple_of(cache.head_dim) && out.len() == q.len());
+    let room = q.len() * capacity;
+    assert!(cache.keys.len() >= room && cache.values.len() >= room && scores.len() >= capacity);
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: the level is capped at what `supported()` found on this CPU.

@@ -47,15 +47,14 @@ fn kl_starts_at_zero_and_a_step_favours_the_rewarded_rollout() {
     }
 }
 
-fn step_favours_the_rewarded_rollout(loss_type: crate::loss::GrpoLossType) {
+/// A seeded parent as policy (on `device`) and frozen reference (on `plain`), and one group of
+/// four rollouts of which the first alone is rewarded.
+fn parent_and_group(plain: &Device, device: &Device) -> (Gpt, Gpt, [Rollout; 4], [LiveGroup; 1]) {
     let dir = tempfile::tempdir().unwrap();
-    let plain = Device::flex();
     let path = dir.path().join("parent.safetensors");
-    checkpoint::save(&seeded_model(&shape(), 11, &plain), &shape(), &path).unwrap();
-    let device = plain.clone().autodiff();
-    let policy = checkpoint::load(&path, &device).unwrap().0;
-    let reference = checkpoint::load(&path, &plain).unwrap().0;
-
+    checkpoint::save(&seeded_model(&shape(), 11, plain), &shape(), &path).unwrap();
+    let policy = checkpoint::load(&path, device).unwrap().0;
+    let reference = checkpoint::load(&path, plain).unwrap().0;
     let group = [
         rollout(&[4, 5, 12]),
         rollout(&[6, 7, 12]),
@@ -66,6 +65,13 @@ fn step_favours_the_rewarded_rollout(loss_type: crate::loss::GrpoLossType) {
         rollouts: group.to_vec(),
         advantages: group_advantages(&[1.0, 0.0, 0.0, 0.0]).unwrap(),
     }];
+    (policy, reference, group, live)
+}
+
+fn step_favours_the_rewarded_rollout(loss_type: crate::loss::GrpoLossType) {
+    let plain = Device::flex();
+    let device = plain.clone().autodiff();
+    let (policy, reference, group, live) = parent_and_group(&plain, &device);
     let grpo = GrpoLoss {
         reference: trainer::Reference {
             model: &reference,
@@ -109,23 +115,9 @@ fn step_favours_the_rewarded_rollout(loss_type: crate::loss::GrpoLossType) {
 /// the others' fall below 1 − ε, and the clip shares count them.
 #[test]
 fn later_iterations_clip_the_ratio_to_the_sampling_policy() {
-    let dir = tempfile::tempdir().unwrap();
     let plain = Device::flex();
-    let path = dir.path().join("parent.safetensors");
-    checkpoint::save(&seeded_model(&shape(), 11, &plain), &shape(), &path).unwrap();
     let device = plain.clone().autodiff();
-    let mut policy = checkpoint::load(&path, &device).unwrap().0;
-    let reference = checkpoint::load(&path, &plain).unwrap().0;
-    let group = [
-        rollout(&[4, 5, 12]),
-        rollout(&[6, 7, 12]),
-        rollout(&[8, 9, 10, 12]),
-        rollout(&[11, 12]),
-    ];
-    let live = [LiveGroup {
-        rollouts: group.to_vec(),
-        advantages: group_advantages(&[1.0, 0.0, 0.0, 0.0]).unwrap(),
-    }];
+    let (mut policy, reference, _, live) = parent_and_group(&plain, &device);
     let grpo = GrpoLoss {
         reference: trainer::Reference {
             model: &reference,
