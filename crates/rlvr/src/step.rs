@@ -152,13 +152,10 @@ impl<'a> GrpoStep<'a> {
 
 impl StepBody for GrpoStep<'_> {
     fn step(&mut self, policy: Gpt, step: &mut Step) -> Result<Gpt> {
-        // 1-2. Rollouts from the current policy (no graph while sampling), their rewards and
-        // group advantages. The window and the reward's running mean see the first draw only,
-        // so the dead-group rate compares across settings; dead groups are then skipped, or
-        // redrawn with dynamic sampling (`groups`).
         let sampler = policy.valid();
-        // 0. With a curriculum, every check_every steps: the next K joins the pool once the
-        // newest one is solved often enough.
+        // 0. The prompts: with a curriculum, every check_every steps the next K joins the pool
+        // once the newest one is solved often enough; with hints, this step's share of each
+        // trace is given.
         if let Some(curriculum) = &self.config.curriculum {
             if step.index > 0 && step.index.is_multiple_of(curriculum.check_every) {
                 let plain = self.loss.reference.device;
@@ -174,6 +171,11 @@ impl StepBody for GrpoStep<'_> {
             .as_ref()
             .map_or(0.0, |h| h.share(step.index));
         self.hint_share = hint_share;
+
+        // 1-2. Rollouts from the current policy (no graph while sampling), their rewards and
+        // group advantages. The window and the reward's running mean see the first draw only,
+        // so the dead-group rate compares across settings; dead groups are then skipped, or
+        // redrawn with dynamic sampling (`groups`).
         let first = self.groups(
             &sampler,
             self.config.prompts_per_step,
