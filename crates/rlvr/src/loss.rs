@@ -113,6 +113,13 @@ pub fn clip_shares(
     (share(low), share(high), share(low + high))
 }
 
+/// Per-token log-probs `[n, T − 1]` on the plain device that stay fixed while the policy
+/// updates on one batch of rollouts (`GrpoLoss::frozen`).
+pub struct Frozen {
+    pub reference: Tensor<2>,
+    pub old: Option<Tensor<2>>,
+}
+
 /// The loss's fixed parts: the frozen reference the KL term anchors the policy to, the KL's
 /// weight β, how the loss averages, the ratio's clip, the padding token, and the autodiff
 /// device the policy trains on.
@@ -140,40 +147,42 @@ impl GrpoLoss<'_> {
         PaddedBatch::new(&refs, self.pad_id, true)
     }
 
-    /// The per-token log-probs `[n, T − 1]` of `model` (on the plain device, no graph) on the
-    /// live rollouts: the sampling policy's, what later updates' ratios divide by.
-    pub fn old_logprobs(&self, model: &Gpt, live: &[LiveGroup]) -> Tensor<2> {
+    /// The per-token log-probs `[n, T − 1]` of `model` on the live rollouts, on the plain
+    /// device (no graph, no gradient).
+    fn frozen_logprobs(&self, model: &Gpt, live: &[LiveGroup]) -> Tensor<2> {
         let (tokens, mask) = padded_batch(&self.batch(live), self.reference.device);
         let logits = trainer::parallel::sharded_forward(model, tokens.clone());
         logprob::masked_token_logprobs(logits, tokens, mask).0
     }
 
+    /// What every update on one batch of rollouts compares the policy with, computed once per
+    /// batch: the frozen reference's log-probs, and `sampler`'s (the policy that drew the
+    /// rollouts, for the ratio of later updates; `None` when there is one update).
+    pub fn frozen(&self, live: &[LiveGroup], sampler: Option<&Gpt>) -> Frozen {
+        Frozen {
+            reference: self.frozen_logprobs(self.reference.model, live),
+            old: sampler.map(|sampler| self.frozen_logprobs(sampler, live)),
+        }
+    }
+
     /// The loss of `policy` on `live` (whole groups of equal size), and what it measured.
-    /// `old` is [`old_logprobs`](Self::old_logprobs) of the sampling policy, or `None` when
-    /// the policy is still the one that sampled (the first update).
+    /// Without `frozen.old` the policy is taken to be the one that sampled (r = 1).
     pub fn compute(
         &self,
         policy: &Gpt,
         live: &[LiveGroup],
-        old: Option<&Tensor<2>>,
+        frozen: &Frozen,
     ) -> (Tensor<1>, UpdateStats) {
-        let (device, plain) = (self.device, self.reference.device);
+        let device = self.device;
         let group_size = live[0].rollouts.len();
-        let batch = self.batch(live);
-        let (tokens, mask) = padded_batch(&batch, device);
+        let (tokens, mask) = padded_batch(&self.batch(live), device);
 
         let logits = policy.forward(tokens.clone());
         let entropy_tokens = logprob::token_entropy(logits.clone().detach());
         let (policy_tokens, _) = logprob::masked_token_logprobs(logits, tokens, mask.clone());
         let response = logprob::shifted_mask(mask);
-        // The frozen reference runs on the plain device: no graph, no gradient.
-        let (plain_tokens, plain_mask) = padded_batch(&batch, plain);
-        let (reference_tokens, _) = logprob::masked_token_logprobs(
-            trainer::parallel::sharded_forward(self.reference.model, plain_tokens.clone()),
-            plain_tokens,
-            plain_mask,
-        );
-        let reference_tokens = Tensor::<2>::from_data(reference_tokens.into_data(), device);
+        let on_device = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), device);
+        let reference_tokens = on_device(&frozen.reference);
 
         let n_tokens = response.clone().sum();
         let token_kl = logprob::k3_kl(policy_tokens.clone(), reference_tokens) * response.clone();
@@ -193,8 +202,8 @@ impl GrpoLoss<'_> {
         };
         if !self.loss_type.is_lesson() {
             // TRL: the clipped surrogate + β·k3 per token, then averaged as the type says.
-            let old = match old {
-                Some(old) => Tensor::<2>::from_data(old.to_data(), device),
+            let old = match &frozen.old {
+                Some(old) => on_device(old),
                 None => policy_tokens.clone().detach(),
             };
             let ratios = (policy_tokens.clone().detach() - old.clone()).exp();

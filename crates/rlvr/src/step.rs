@@ -193,10 +193,11 @@ impl StepBody for GrpoStep<'_> {
         if live.is_empty() {
             return Ok(policy);
         }
-        let old = (self.config.num_iterations > 1).then(|| self.loss.old_logprobs(&sampler, &live));
+        let sampled_by = (self.config.num_iterations > 1).then_some(&sampler);
+        let frozen = self.loss.frozen(&live, sampled_by);
         let mut policy = policy;
         for _ in 0..self.config.num_iterations {
-            let (loss, stats) = self.loss.compute(&policy, &live, old.as_ref());
+            let (loss, stats) = self.loss.compute(&policy, &live, &frozen);
             let report;
             (policy, report) = step.update(policy, loss)?;
             self.window.add_update(stats, report);

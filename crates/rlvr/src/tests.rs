@@ -83,7 +83,7 @@ fn step_favours_the_rewarded_rollout(loss_type: crate::loss::GrpoLossType) {
         pad_id: 0,
         device: &device,
     };
-    let (loss, stats) = grpo.compute(&policy, &live, None);
+    let (loss, stats) = grpo.compute(&policy, &live, &grpo.frozen(&live, None));
     let kl = stats.kl;
     assert!(
         kl.abs() < 1e-6,
@@ -103,7 +103,7 @@ fn step_favours_the_rewarded_rollout(loss_type: crate::loss::GrpoLossType) {
         after > before,
         "{loss_type:?}: log π(rewarded) {before} → {after}"
     );
-    let (_, after_step) = grpo.compute(&policy, &live, None);
+    let (_, after_step) = grpo.compute(&policy, &live, &grpo.frozen(&live, None));
     let kl_after = after_step.kl;
     assert!(kl_after > 0.0, "{loss_type:?}: KL after a step: {kl_after}");
     assert!(after_step.entropy > 0.0, "{loss_type:?}: {after_step:?}");
@@ -129,9 +129,9 @@ fn later_iterations_clip_the_ratio_to_the_sampling_policy() {
         pad_id: 0,
         device: &device,
     };
-    let old = grpo.old_logprobs(&reference, &live);
-    let (first, first_stats) = grpo.compute(&policy, &live, Some(&old));
-    let (same, _) = grpo.compute(&policy, &live, None);
+    let frozen = grpo.frozen(&live, Some(&reference));
+    let (first, first_stats) = grpo.compute(&policy, &live, &frozen);
+    let (same, _) = grpo.compute(&policy, &live, &grpo.frozen(&live, None));
     let value = |t: burn::tensor::Tensor<1>| t.into_scalar::<f32>();
     assert!((value(first.clone()) - value(same)).abs() < 1e-6);
     assert_eq!(first_stats.clip_region, 0.0, "{first_stats:?}");
@@ -144,9 +144,9 @@ fn later_iterations_clip_the_ratio_to_the_sampling_policy() {
     let mut loss = first;
     for i in 0..6 {
         policy = step.apply(policy, loss, i).unwrap().0;
-        loss = grpo.compute(&policy, &live, Some(&old)).0;
+        loss = grpo.compute(&policy, &live, &frozen).0;
     }
-    let (_, stats) = grpo.compute(&policy, &live, Some(&old));
+    let (_, stats) = grpo.compute(&policy, &live, &frozen);
     assert!(stats.clip_high > 0.0, "{stats:?}");
     assert!(stats.clip_low > 0.0, "{stats:?}");
     assert!((stats.clip_region - stats.clip_low - stats.clip_high).abs() < 1e-12);
