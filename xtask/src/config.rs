@@ -92,6 +92,10 @@ impl PipelineConfig {
         config.sft.resolve_paths(base);
         config.cot_sft.resolve_paths(base);
         config.dpo.resolve_paths(base);
+        // An emptied list switches its optional table off (`--set 'rlvr.curriculum.frontier=[]'`),
+        // so the lesson's settings stay one --set away and hash as if the table were absent.
+        config.dpo.frontier.take_if(|f| f.ks.is_empty());
+        config.rlvr.curriculum.take_if(|c| c.frontier.is_empty());
         // One held-out suite for every stage that measures digit sums, so their tables
         // compare; a copy in each stage's settings puts it in that stage's config hash.
         config.cot_sft.eval = config.eval.clone();

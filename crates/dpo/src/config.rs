@@ -23,6 +23,9 @@ pub struct DpoConfig {
     /// On-policy pairs: samples drawn per prompt from the parent (temperature 1).
     #[serde(default = "default_samples")]
     pub on_policy_samples: usize,
+    /// On-policy pairs past the demonstrations, on top of `pairs` (`[dpo.frontier]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontier: Option<FrontierPairs>,
     /// Share of the generated pairs that replay SFT's reverse-word task (reversed word over
     /// a one-swap slip), so this stage keeps that skill; 0 = the lesson's sums only.
     #[serde(default)]
@@ -67,6 +70,21 @@ fn default_samples() -> usize {
 
 fn yes() -> bool {
     true
+}
+
+/// `[dpo.frontier]`: pairs at Ks no demonstration shows, from the parent's own samples
+/// labelled by the verifier (a correct sample over a wrong one for the same prompt, as in
+/// Iterative RPO, Pang et al. 2024). Nothing here is written by hand: the chosen trace is
+/// one the parent already wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontierPairs {
+    /// K drawn uniformly from these for each prompt.
+    pub ks: Vec<usize>,
+    /// Prompts to sample; only those with both a right and a wrong sample give a pair.
+    pub prompts: usize,
+    /// Samples per prompt at temperature 1.
+    pub samples: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +201,21 @@ impl DpoConfig {
         data::tasks::digit_sum::check_ks("dpo.ks", &self.ks)?;
         if self.pairs == PairSource::OnPolicy && self.on_policy_samples < 2 {
             return Err("dpo.on_policy_samples must be >= 2 to find a pair".into());
+        }
+        if let Some(frontier) = &self.frontier {
+            data::tasks::digit_sum::check_ks("dpo.frontier.ks", &frontier.ks)?;
+            if frontier.prompts == 0 {
+                return Err("dpo.frontier.prompts must be > 0".into());
+            }
+            if frontier.samples < 2 {
+                return Err("dpo.frontier.samples must be >= 2 to find a pair".into());
+            }
+            if self.train_file.is_some() {
+                return Err(
+                    "dpo.frontier adds generated pairs, dpo.train_file replaces them; use one"
+                        .into(),
+                );
+            }
         }
         if !(0.0..0.9).contains(&self.replay) {
             return Err(format!(

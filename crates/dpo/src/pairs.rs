@@ -1,10 +1,12 @@
 //! Pair building: the training pairs (the user's, corrupted answers, or on-policy samples,
 //! with replayed reverse-word pairs) and the held-out pairs.
 
+use std::collections::BTreeSet;
+
 use anyhow::{bail, Result};
 use data::jsonl;
 use data::split::Split;
-use data::tasks::digit_sum::{held_out_problems, train_problems};
+use data::tasks::digit_sum::{held_out_problems, train_problems, DigitSum};
 use data::tasks::preference::{corrupted_pairs, reverse_pairs, PreferencePair};
 use data::tasks::reverse;
 use model::Gpt;
@@ -25,40 +27,68 @@ pub fn training_pairs(
         return jsonl::read(path);
     }
     let problems = train_problems(&config.ks, config.n_train, config.seed);
-    let pairs = match config.pairs {
+    let mut pairs = match config.pairs {
         PairSource::Corrupted => corrupted_pairs(&problems, config.seed),
         PairSource::OnPolicy => {
-            let found = on_policy::sample_pairs(
+            let found = sampled_pairs(
+                ctx,
                 parent,
-                &ctx.tokenizer,
                 &problems,
                 config.on_policy_samples,
                 config.seed,
-                &ctx.device,
             )?;
-            eprintln!(
-                "{}: on-policy pairs from {} prompts: {} pairs, {} all correct, {} none correct",
-                ctx.stage,
-                found.prompts,
-                found.pairs.len(),
-                found.all_correct,
-                found.none_correct
-            );
-            if found.pairs.is_empty() {
+            if found.is_empty() {
                 bail!(
                     "on-policy sampling found no prompt with both a correct and an incorrect \
-                     sample ({} all correct, {} none correct); raise dpo.on_policy_samples or \
-                     use pairs = \"corrupted\"",
-                    found.all_correct,
-                    found.none_correct
+                     sample; raise dpo.on_policy_samples or use pairs = \"corrupted\""
                 );
             }
-            found.pairs
+            found
         }
     };
+    if let Some(frontier) = &config.frontier {
+        // Their own problem and sampling streams, so adding them leaves the pairs above as they were.
+        let seed = config.seed ^ FRONTIER_STREAM;
+        let problems = train_problems(&frontier.ks, frontier.prompts, seed);
+        // None found is an answer, not an error: a parent that never samples a right trace
+        // there gives DPO nothing to prefer, and the stage goes on with the pairs above.
+        pairs.extend(sampled_pairs(
+            ctx,
+            parent,
+            &problems,
+            frontier.samples,
+            seed,
+        )?);
+    }
     let pairs = with_replay(pairs, config)?;
     jsonl::write(&ctx.out_dir.join("train.jsonl"), &pairs)?;
     Ok(pairs)
+}
+
+/// Separates the frontier's problems and samples from the main pairs' (ASCII "frontier").
+const FRONTIER_STREAM: u64 = 0x6672_6f6e_7469_6572;
+
+/// The parent's own samples paired by the verifier, with what sampling found printed.
+fn sampled_pairs(
+    ctx: &StageContext,
+    parent: &Gpt,
+    problems: &[DigitSum],
+    samples: usize,
+    seed: u64,
+) -> Result<Vec<PreferencePair>> {
+    let found =
+        on_policy::sample_pairs(parent, &ctx.tokenizer, problems, samples, seed, &ctx.device)?;
+    let ks: BTreeSet<usize> = problems.iter().map(|p| p.k()).collect();
+    eprintln!(
+        "{}: on-policy pairs at K {:?} from {} prompts: {} pairs, {} all correct, {} none correct",
+        ctx.stage,
+        ks,
+        found.prompts,
+        found.pairs.len(),
+        found.all_correct,
+        found.none_correct
+    );
+    Ok(found.pairs)
 }
 
 /// `pairs` plus reverse-word pairs from SFT's train split, `replay` of the whole. Appended:
