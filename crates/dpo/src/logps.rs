@@ -81,7 +81,8 @@ fn zip_pairs(chosen: Vec<TokenizedExample>, rejected: Vec<TokenizedExample>) -> 
         .collect()
 }
 
-/// log π(y|x) of each example's completion: `[B]` sums and token counts, one forward pass.
+/// log π(y|x) of each example's completion: `[B]` sums and token counts, and the prompt's own
+/// log-probs (ORPO's NLL scores them), from one forward pass.
 pub fn sequence_logps(
     model: &Gpt,
     examples: &[&TokenizedExample],
@@ -90,11 +91,16 @@ pub fn sequence_logps(
 ) -> SequenceLogps {
     let batch = PaddedBatch::new(examples, pad_id, true);
     let (tokens, mask) = padded_batch(&batch, device);
+    let whole = PaddedBatch::new(examples, pad_id, false);
+    let (_, whole_mask) = padded_batch(&whole, device);
     let logits = trainer::parallel::sharded_forward(model, tokens.clone());
-    let (masked, count) = logprob::masked_token_logprobs(logits, tokens, mask);
+    let token_logps = logprob::token_logprobs(logits, tokens);
+    let prompt_mask = logprob::shifted_mask(whole_mask - mask.clone());
+    let (masked, count) = logprob::mask_token_logprobs(token_logps.clone(), mask);
     SequenceLogps {
         sum: masked.sum_dim(1).squeeze_dim::<1>(1),
         count,
+        prompt_sum: (token_logps * prompt_mask).sum_dim(1).squeeze_dim::<1>(1),
     }
 }
 
@@ -117,10 +123,12 @@ pub fn pair_logps(
         SequenceLogps {
             sum: half(&both.sum, 0),
             count: half(&both.count, 0),
+            prompt_sum: half(&both.prompt_sum, 0),
         },
         SequenceLogps {
             sum: half(&both.sum, b),
             count: half(&both.count, b),
+            prompt_sum: half(&both.prompt_sum, b),
         },
     )
 }

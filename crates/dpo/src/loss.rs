@@ -6,11 +6,13 @@ use burn::tensor::Tensor;
 
 use crate::config::{LossConfig, LossType};
 
-/// Log-probs of a batch of responses: `sum` is log π(y|x) (`[B]`), `count` the response tokens.
+/// Log-probs of a batch of responses: `sum` is log π(y|x) (`[B]`), `count` the response tokens,
+/// `prompt_sum` the prompt's own tokens after its first (ORPO's NLL scores them, as TRL's does).
 #[derive(Debug, Clone)]
 pub struct SequenceLogps {
     pub sum: Tensor<1>,
     pub count: Tensor<1>,
+    pub prompt_sum: Tensor<1>,
 }
 
 impl SequenceLogps {
@@ -94,12 +96,13 @@ pub fn pair_loss(config: &LossConfig, inputs: PairInputs) -> PairLoss {
             }
         }
         LossType::Orpo => {
+            // The odds-ratio term only: ORPO's NLL is one cross-entropy pooled over the batch's
+            // chosen tokens, prompts included ([`pooled_nll`], added by the step).
             let (chosen, rejected) = (chosen.mean(), rejected.mean());
             let log_odds = (chosen.clone() - rejected.clone())
                 - (log1m_exp(chosen.clone()) - log1m_exp(rejected.clone()));
-            let nll = -chosen.clone();
             PairLoss {
-                loss: (nll - log_sigmoid(log_odds) * beta).mean(),
+                loss: (-log_sigmoid(log_odds) * beta).mean(),
                 chosen_rewards: (chosen * beta).detach(),
                 rejected_rewards: (rejected * beta).detach(),
             }
@@ -118,10 +121,25 @@ fn smoothed_sigmoid(x: Tensor<1>, eps: f64) -> Tensor<1> {
     }
 }
 
-/// log(1 − eˣ) for x < 0 (an average log-prob). Clamped just below 0 so a policy that is
-/// certain of a response gives a large finite value, not −∞.
-fn log1m_exp(x: Tensor<1>) -> Tensor<1> {
-    (-(x.clamp_max(-1e-6).exp())).log1p()
+/// One cross-entropy pooled over tokens: −Σ `logps` / `tokens`, where `logps` sums a shard's
+/// sequences and `tokens` counts the whole batch's, so the shards' parts add up to the batch's
+/// mean. ORPO's NLL (chosen prompt and response tokens, as TRL's ORPOTrainer labels them) and
+/// DPO's `rpo_alpha` term (chosen response tokens) are both this.
+pub fn pooled_nll(logps: Tensor<1>, tokens: usize) -> Tensor<1> {
+    -logps.sum() / tokens.max(1) as f64
+}
+
+/// log(1 − eˣ) for x < 0 (an average log-prob), accurate on both sides of −ln 2 as TRL's
+/// `log(-expm1(x))` / `log1p(-exp(x))` split is: near 0, eˣ − 1 = 2t / (1 − t) with
+/// t = tanh(x / 2) keeps its digits where 1 − eˣ would cancel. Only x = 0 exactly (a policy
+/// certain of every token) is held just below, where the value is large and finite.
+pub fn log1m_exp(x: Tensor<1>) -> Tensor<1> {
+    let near_zero = x.clone().greater_elem(-std::f64::consts::LN_2);
+    // Each branch sees only inputs where it is finite, so no NaN gradient leaks from the other.
+    let t = (x.clone().clamp(-std::f64::consts::LN_2, -1e-30) * 0.5).tanh();
+    let near = (-t.clone() * 2.0).log() - (-t).log1p();
+    let far = (-(x.clamp_max(-std::f64::consts::LN_2).exp())).log1p();
+    far.mask_where(near_zero, near)
 }
 
 /// KTO on unpaired examples: `policy`/`reference` are sums `[B]`, `desirable` is 1.0/0.0
@@ -182,10 +200,12 @@ mod tests {
             chosen: SequenceLogps {
                 sum: t(&[-4.0]),
                 count: t(&[2.0]),
+                prompt_sum: t(&[0.0]),
             },
             rejected: SequenceLogps {
                 sum: t(&[-6.0]),
                 count: t(&[3.0]),
+                prompt_sum: t(&[0.0]),
             },
             reference: Some((t(&[-5.0]), t(&[-5.0]))),
         }
@@ -211,10 +231,12 @@ mod tests {
                 chosen: SequenceLogps {
                     sum: t(&[-3.0, -7.0]),
                     count: t(&[2.0, 2.0]),
+                    prompt_sum: t(&[0.0]),
                 },
                 rejected: SequenceLogps {
                     sum: t(&[-4.0, -1.0]),
                     count: t(&[2.0, 2.0]),
+                    prompt_sum: t(&[0.0]),
                 },
                 reference: Some((t(&[-3.0, -7.0]), t(&[-4.0, -1.0]))),
             },
@@ -242,10 +264,12 @@ mod tests {
             chosen: SequenceLogps {
                 sum: t(&[-6.0]),
                 count: t(&[2.0]),
+                prompt_sum: t(&[0.0]),
             },
             rejected: SequenceLogps {
                 sum: t(&[-6.0]),
                 count: t(&[3.0]),
+                prompt_sum: t(&[0.0]),
             },
             reference: Some((t(&[-5.0]), t(&[-5.0]))),
         };
@@ -286,12 +310,13 @@ mod tests {
         // Averages: chosen −2, rejected −2; SimPO logits = 0 − γ/β = −0.25 at β = 2.
         let simpo = pair_loss(&config(LossType::Simpo, 2.0), no_ref);
         close(scalar(simpo.loss), -log_sigmoid_f(2.0 * -0.25));
-        // ORPO with averages a = −2 (chosen), b = −2 (rejected) → log-odds 0.
+        // ORPO's odds-ratio term with averages −2 (chosen) and −3 (rejected); its NLL is
+        // pooled over the batch by the step (`pooled_nll`).
         let mut orpo_in = inputs();
         orpo_in.reference = None;
         orpo_in.rejected.sum = t(&[-9.0]); // average −3
         let odds = |x: f64| x - (1.0 - x.exp()).ln();
-        let expected = 2.0 - 0.1 * log_sigmoid_f(odds(-2.0) - odds(-3.0));
+        let expected = -0.1 * log_sigmoid_f(odds(-2.0) - odds(-3.0));
         close(
             scalar(pair_loss(&config(LossType::Orpo, 0.1), orpo_in).loss),
             expected,
@@ -305,6 +330,37 @@ mod tests {
         let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
         let expected = ((1.0 - sig(0.1 * 0.5)) + (1.0 - sig(0.1 * 2.5))) / 2.0;
         close(scalar(out.loss), expected);
+    }
+
+    #[test]
+    fn log1m_exp_keeps_its_digits_near_zero_and_its_gradient() {
+        for x in [-1e-7f64, -1e-4, -0.1, -0.5, -0.7, -1.0, -5.0] {
+            let exact = (-x.exp_m1()).ln();
+            let got = scalar(log1m_exp(t(&[x as f32])));
+            assert!(
+                ((got - exact) / exact).abs() < 1e-4,
+                "log1m_exp({x}) = {got}, want {exact}"
+            );
+        }
+        // The old clamp at −1e-6 gave log(1 − e^(−1e-6)) ≈ −13.8 here, with no gradient.
+        let x = -1e-8;
+        assert!((scalar(log1m_exp(t(&[x]))) - (1e-8f64).ln()).abs() < 1e-3);
+        let device = burn::tensor::Device::flex().autodiff();
+        let input = Tensor::<1>::from_floats([-1e-8f32, -0.3, -2.0], &device).require_grad();
+        let grads = log1m_exp(input.clone()).sum().backward();
+        let grad: Vec<f32> = input
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (g, x) in grad.iter().zip([-1e-8f64, -0.3, -2.0]) {
+            let exact = -x.exp() / (-x.exp_m1()); // d/dx log(1 − eˣ)
+            assert!(
+                ((*g as f64 - exact) / exact).abs() < 1e-3,
+                "{g} vs {exact} at {x}"
+            );
+        }
     }
 
     #[test]

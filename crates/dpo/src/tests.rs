@@ -160,6 +160,7 @@ fn config(loss_type: LossType, precompute: bool) -> DpoConfig {
         replay: 0.0,
         words: None,
         on_policy_samples: 2,
+        frontier: None,
         loss: LossConfig {
             loss_type,
             ..sigmoid_loss()
@@ -340,6 +341,63 @@ fn rpo_alpha_adds_the_chosen_nll_pooled_over_tokens() {
     );
 }
 
+/// TRL's ORPO: the odds-ratio term plus one NLL pooled over the chosen sequences' tokens,
+/// prompt included (ORPOTrainer labels every non-pad token); `logps/*` are per-token means.
+#[test]
+fn orpo_adds_the_nll_of_prompt_and_response_pooled_over_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (policy, pairs, _) = policy_pairs_and_cache(dir.path());
+    let batch: Vec<&TokenizedPair> = pairs.iter().collect();
+    let device = Device::flex().autodiff();
+    let config = LossConfig {
+        loss_type: LossType::Orpo,
+        ..sigmoid_loss()
+    };
+    let step = pair_loss_backward(&policy, &batch, None, &config, PAD, &device, 1);
+    let (chosen, rejected) = crate::logps::pair_logps(&policy, &batch, PAD, &device);
+    let values = |t: burn::tensor::Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+    let (means, logged) = (values(chosen.mean()), values(step.logps.0));
+    for (mean, logged) in means.iter().zip(&logged) {
+        assert!(
+            (mean - logged).abs() < 1e-6,
+            "logps/chosen {logged} vs mean {mean}"
+        );
+    }
+    let odds_term = pair_loss(
+        &config,
+        PairInputs {
+            chosen,
+            rejected,
+            reference: None,
+        },
+    )
+    .loss
+    .into_scalar::<f32>() as f64;
+    // Every token after the first as the "completion": log π of the whole chosen sequence.
+    let whole: Vec<TokenizedExample> = pairs
+        .iter()
+        .map(|p| {
+            let tokens: Vec<u32> = p
+                .chosen
+                .prompt
+                .iter()
+                .chain(&p.chosen.completion)
+                .copied()
+                .collect();
+            example(&tokens[..1], &tokens[1..])
+        })
+        .collect();
+    let whole_refs: Vec<&TokenizedExample> = whole.iter().collect();
+    let sums = values(crate::logps::sequence_logps(&policy, &whole_refs, PAD, &device).sum);
+    let tokens: usize = whole.iter().map(|e| e.completion.len()).sum();
+    let nll = -sums.iter().map(|&x| x as f64).sum::<f64>() / tokens as f64;
+    let total = step.out.loss.into_scalar::<f32>() as f64;
+    assert!(
+        (total - (odds_term + nll)).abs() < 1e-4,
+        "{total} vs {odds_term} + {nll}"
+    );
+}
+
 #[test]
 fn sharded_step_equals_the_whole_batch_step_for_every_paired_loss() {
     use burn::module::Module;
@@ -397,4 +455,31 @@ fn sharded_step_equals_the_whole_batch_step_for_every_paired_loss() {
             diff.max_entry
         );
     }
+}
+
+/// The displacement's whole-response log-probs are the sums the loss uses, and a policy
+/// equal to its reference moves nothing anywhere.
+#[test]
+fn displacement_sums_match_the_losss_log_probs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, reference) = policy_and_reference(dir.path());
+    let device = Device::flex();
+    let pairs = pairs();
+    let refs: Vec<&TokenizedPair> = pairs.iter().collect();
+    let (chosen, rejected) = pair_logps(&reference, &refs, PAD, &device);
+    let mean = |t: burn::tensor::Tensor<1>| {
+        let v = t.into_data().try_to_vec::<f32>().unwrap();
+        v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
+    };
+    let shown = crate::displacement::measure(&reference, &reference, &pairs, PAD, &device);
+    assert!((shown.policy_chosen - mean(chosen.sum)).abs() < 1e-4);
+    assert!((shown.policy_rejected - mean(rejected.sum)).abs() < 1e-4);
+    for region in &shown.regions {
+        assert_eq!(region.chosen.unwrap_or(0.0), 0.0, "{}", region.name);
+        assert_eq!(region.rejected.unwrap_or(0.0), 0.0, "{}", region.name);
+    }
+    // Pairs 1 and 2 diverge at their second token, pair 3 at its first: 1 + 1 + 0 chosen
+    // tokens before the divergence, one at it in each pair.
+    assert_eq!(shown.regions[0].chosen_tokens, 2);
+    assert_eq!(shown.regions[1].chosen_tokens, 3);
 }

@@ -48,9 +48,14 @@ pub fn masked_token_logprobs(
     tokens: Tensor<2, Int>,
     mask: Tensor<2>,
 ) -> (Tensor<2>, Tensor<1>) {
+    mask_token_logprobs(token_logprobs(logits, tokens), mask)
+}
+
+/// [`masked_token_logprobs`] on log-probs already gathered by [`token_logprobs`].
+pub fn mask_token_logprobs(token_logps: Tensor<2>, mask: Tensor<2>) -> (Tensor<2>, Tensor<1>) {
     let mask = shifted_mask(mask);
     let counts = mask.clone().sum_dim(1).squeeze_dim::<1>(1);
-    (token_logprobs(logits, tokens) * mask, counts)
+    (token_logps * mask, counts)
 }
 
 /// Raised when a batch has no scored token: the mean over zero tokens is undefined,
