@@ -2,6 +2,7 @@
 
 mod adopt;
 mod config;
+mod displacement;
 mod evaluate;
 mod lock;
 mod pipeline;
@@ -93,6 +94,10 @@ enum Command {
     Serve(playground::serve::ServeArgs),
     /// A terminal REPL over one checkpoint: the continuation streams token by token.
     Chat(playground::chat::ChatArgs),
+    /// Where along the trace a DPO checkpoint moved the likelihood against its parent: per-token
+    /// log πθ − log π_ref on held-out corrupted pairs, before, at and after the first token the
+    /// rejected trace changes (into FROM/displacement.json).
+    Displacement(displacement::DisplacementArgs),
     /// Training and forward-only tokens/s of the lesson model on the chosen device.
     Bench(bench::BenchArgs),
     /// Write runs/NAME/report.md and report.html (tables and plots) from a run's files. A
@@ -178,6 +183,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Chat(args) => playground::chat::run(&args),
         Command::Logits(args) => playground::logits::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Displacement(args) => displacement::run(&args),
         Command::Sim(sim) => sim::run(&sim),
         Command::Report(args) => write_report(&args),
     }

@@ -4,6 +4,7 @@
 
 pub mod backward;
 pub mod config;
+pub mod displacement;
 pub mod evaluate;
 pub mod kto;
 pub mod logps;
