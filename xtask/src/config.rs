@@ -252,8 +252,15 @@ mod tests {
         (d.n_train, d.steps, d.log_every, d.eval_every) = (400, 60, 10, 0);
         d.eval_pairs = 100;
         d.compare.clear();
+        if let Some(f) = &mut d.frontier {
+            f.prompts = 200;
+        }
         let r = &mut c.rlvr;
         (r.steps, r.prompts_per_step, r.log_every, r.eval_every) = (40, 4, 5, 0);
+        if let Some(k) = &mut r.curriculum {
+            (k.check_every, k.check_problems) = (10, 16);
+        }
+        (c.pass_at_k.per_k, c.pass_at_k.samples) = (20, 8);
         for suite in [
             &mut c.eval,
             &mut c.cot_sft.eval,
@@ -289,6 +296,82 @@ mod tests {
         assert_eq!(seeded.eval, plain.eval);
         assert_eq!(seeded.dpo.eval, plain.dpo.eval);
         assert_eq!(items.len(), 5, "{items:?}");
+    }
+
+    #[test]
+    fn an_emptied_list_switches_its_optional_table_off() {
+        let plain = PipelineConfig::load(&pipeline_toml(), None, &[]).unwrap();
+        assert!(plain.dpo.frontier.is_some() && plain.rlvr.curriculum.is_some());
+        let set = [
+            "dpo.frontier.ks=[]".to_string(),
+            "rlvr.curriculum.frontier=[]".to_string(),
+        ];
+        let off = PipelineConfig::load(&pipeline_toml(), None, &set).unwrap();
+        assert!(off.dpo.frontier.is_none() && off.rlvr.curriculum.is_none());
+        // Hashed as if the tables were absent: no trace of them in the settings.
+        let text = serde_json::to_string(&json(&off)).unwrap();
+        assert!(!text.contains("\"frontier\""), "{text}");
+        assert!(!text.contains("curriculum"), "{text}");
+    }
+
+    /// The `--set` items of the lessons' exact settings, as docs/lessons.md gives them (the
+    /// block after its `lesson-settings` marker), so that page stays true.
+    fn lesson_settings() -> Vec<String> {
+        let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/lessons.md");
+        let text = std::fs::read_to_string(page).unwrap();
+        let block = text
+            .split("<!-- lesson-settings -->")
+            .nth(1)
+            .and_then(|rest| rest.split("```").nth(1))
+            .expect("docs/lessons.md: a ``` block after <!-- lesson-settings -->");
+        block
+            .split("--set ")
+            .skip(1)
+            .map(|item| {
+                let item = item
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('\\');
+                item.trim_matches('\'').to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_lessons_settings_are_the_set_lines_docs_give() {
+        use model::Position;
+        let items = lesson_settings();
+        assert!(items.len() >= 10, "{items:?}");
+        let c = PipelineConfig::load(&pipeline_toml(), None, &items).unwrap();
+        // Lesson 01's model; the held-out suite of lessons 04-06.
+        assert_eq!(
+            (c.model.position, c.model.block_size),
+            (Position::Learned, 64)
+        );
+        assert_eq!(c.eval.ks, vec![2, 3, 4, 5, 6]);
+        assert!(!c.pass_at_k.is_on());
+        // Sums only, no replay.
+        assert_eq!((c.cot_sft.replay, c.dpo.replay), (0.0, 0.0));
+        // Lesson 05: plain DPO, β 0.1, frozen reference, lr 5e-5, corrupted pairs only.
+        assert_eq!(c.dpo.loss.loss_type, dpo::config::LossType::Sigmoid);
+        assert_eq!((c.dpo.loss.beta, c.dpo.loss.dpop_lambda), (0.1, 0.0));
+        assert_eq!((c.dpo.loss.rpo_alpha, c.dpo.optimizer.lr), (0.0, 5e-5));
+        assert!(c.dpo.frontier.is_none());
+        // Lesson 06: GRPO, K = 2..6, one draw, 4 rollouts, β 0.05, lr 1e-5, 800 steps.
+        let r = &c.rlvr;
+        assert_eq!(r.ks, vec![2, 3, 4, 5, 6]);
+        assert!(r.curriculum.is_none() && r.hints.is_none());
+        assert_eq!((r.resample_rounds, r.group_size, r.steps), (0, 4, 800));
+        assert_eq!((r.beta, r.optimizer.lr, r.temperature), (0.05, 1e-5, 1.0));
+    }
+
+    #[test]
+    fn the_default_chain_demonstrates_nothing_past_k_6() {
+        let c = PipelineConfig::load(&pipeline_toml(), None, &[]).unwrap();
+        assert!(c.cot_sft.ks.iter().chain(&c.dpo.ks).all(|&k| k <= 6));
+        // Past K = 6 only the policy's own samples: DPO's frontier pairs and RLVR's prompts.
+        assert!(c.eval.ks.contains(&10));
     }
 
     #[test]
