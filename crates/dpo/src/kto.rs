@@ -1,6 +1,6 @@
 //! KTO, the unpaired variant: labelled completions (desirable or not) instead of pairs, each
 //! rewarded against a reference point z₀, the policy's KL from the reference estimated on
-//! mismatched probes (a prompt with another example's completion).
+//! mismatched probes (a prompt with another completion of the same batch, as TRL's).
 
 use anyhow::{bail, Result};
 use burn::tensor::Tensor;
@@ -25,7 +25,12 @@ pub fn labelled_examples(
         Some(path) => jsonl::read::<LabeledCompletion>(path)?,
         None => unpair(pairs, config.seed),
     };
-    let (examples, labels) = tokenize_labeled(&rows, &ctx.tokenizer, ctx.model.block_size)?;
+    let (examples, labels) = tokenize_labeled(
+        &rows,
+        &ctx.tokenizer,
+        ctx.model.block_size,
+        config.batch_size,
+    )?;
     check_both_labels(&labels)?;
     Ok((examples, labels))
 }

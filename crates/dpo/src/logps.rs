@@ -41,12 +41,15 @@ pub fn tokenize_pairs(
     Ok(zip_pairs(chosen, rejected))
 }
 
-/// KTO rows: each labelled completion with its mismatched probe (the next row's completion),
-/// and the label as 1.0 (desirable) / 0.0.
+/// KTO rows: each labelled completion with its mismatched probe, and the label as 1.0
+/// (desirable) / 0.0. As TRL's KTOTrainer builds its KL dataset, the rows are cut into
+/// consecutive chunks of `batch_size` and each row's probe is the completion of the row before
+/// it in its chunk (the chunk's first takes its last).
 pub fn tokenize_labeled(
     rows: &[LabeledCompletion],
     tokenizer: &TextTokenizer,
     block_size: usize,
+    batch_size: usize,
 ) -> Result<(Vec<TokenizedPair>, Vec<f32>)> {
     let n = rows.len();
     let matched: Vec<Example> = rows
@@ -59,7 +62,7 @@ pub fn tokenize_labeled(
     let mismatched: Vec<Example> = (0..n)
         .map(|i| Example {
             prompt: rows[i].prompt.clone(),
-            completion: rows[(i + 1) % n].completion.clone(),
+            completion: rows[kl_probe_row(i, n, batch_size)].completion.clone(),
         })
         .collect();
     let pairs = zip_pairs(
@@ -71,6 +74,15 @@ pub fn tokenize_labeled(
         .map(|r| if r.label { 1.0 } else { 0.0 })
         .collect();
     Ok((pairs, labels))
+}
+
+/// The row whose completion row `i` is probed with: the one before it in its chunk of
+/// `batch_size` consecutive rows, the chunk's last for its first (TRL's `_get_kl_dataset`).
+fn kl_probe_row(i: usize, n: usize, batch_size: usize) -> usize {
+    let batch_size = batch_size.max(1);
+    let start = i / batch_size * batch_size;
+    let len = batch_size.min(n - start);
+    start + (i - start + len - 1) % len
 }
 
 fn zip_pairs(chosen: Vec<TokenizedExample>, rejected: Vec<TokenizedExample>) -> Vec<TokenizedPair> {
@@ -171,4 +183,16 @@ pub fn to_host(t: Tensor<1>) -> Vec<f32> {
 pub fn host_tensor(values: Vec<f32>, device: &Device) -> Tensor<1> {
     let n = values.len();
     Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kl_probe_row;
+
+    #[test]
+    fn kl_probes_rotate_within_each_chunk_of_a_batch() {
+        // 7 rows in chunks of 3: [0 1 2] [3 4 5] [6].
+        let probes: Vec<usize> = (0..7).map(|i| kl_probe_row(i, 7, 3)).collect();
+        assert_eq!(probes, vec![2, 0, 1, 5, 3, 4, 6]);
+    }
 }
