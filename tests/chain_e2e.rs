@@ -327,11 +327,36 @@ fn every_dpo_variant_runs_end_to_end() {
         cmd
     };
     assert_ok(&run(&mut args("pretrain")));
+    // With on-policy pairs at K = 4 (the pairs are K = 2, 3): the parent samples 8 prompts.
     let out = run(args("dpo")
         .arg("--from")
-        .arg(runs.path().join("v/pretrain")));
+        .arg(runs.path().join("v/pretrain"))
+        .args([
+            "--set",
+            "dpo.frontier.ks=[4]",
+            "--set",
+            "dpo.frontier.prompts=8",
+        ])
+        .args(["--set", "dpo.frontier.samples=2"]));
     assert_ok(&out);
     let dir = runs.path().join("v/dpo");
+    let eval = json(&dir.join("eval.json"));
+    let sampled = rows_with(&eval, "on_policy_pairs", "frontier");
+    assert_eq!(sampled.len(), 1, "{eval}");
+    assert_eq!(
+        (sampled[0]["k"].as_u64(), sampled[0]["n"].as_u64()),
+        (Some(4), Some(8))
+    );
+    // Every pair it found is in train.jsonl, and only those are at K = 4.
+    let train = std::fs::read_to_string(dir.join("train.jsonl")).unwrap();
+    let at_k4 = train
+        .lines()
+        .filter(|l| {
+            let pair: Value = serde_json::from_str(l).unwrap();
+            pair["prompt"].as_str().unwrap().matches('+').count() == 3
+        })
+        .count();
+    assert_eq!(Some(at_k4 as u64), sampled[0]["correct"].as_u64());
     // dpo.replay = 0.1 mixes reverse-word pairs (prompts without a digit sum) in.
     let pairs = std::fs::read_to_string(dir.join("train.jsonl")).unwrap();
     let replayed = pairs
@@ -345,7 +370,6 @@ fn every_dpo_variant_runs_end_to_end() {
         replayed > 0,
         "no replayed reverse-word pairs in dpo/train.jsonl"
     );
-    let eval = json(&dir.join("eval.json"));
     for variant in ["ipo", "hinge", "robust", "simpo", "orpo", "kto"] {
         let rows =
             trainer::metrics::read_rows(&dir.join(format!("metrics.{variant}.jsonl"))).unwrap();

@@ -49,7 +49,7 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
         model: &frozen,
         device: &ctx.device,
     };
-    let pairs = training_pairs(ctx, config, &frozen)?;
+    let (pairs, sampling_rows) = training_pairs(ctx, config, &frozen)?;
     let tokenized = tokenize_pairs(&pairs, &ctx.tokenizer, ctx.model.block_size)?;
     let train_sample = tokenized.iter().take(config.eval_pairs).cloned().collect();
     let sets = PreferenceSets::new(parent, train_sample, held_out_pairs(ctx, config)?, pad_id);
@@ -94,6 +94,9 @@ pub fn run(ctx: &StageContext, config: &DpoConfig) -> Result<Manifest> {
             format!(":{}", run.name)
         };
         let mut rows = sets.rows(&model, &loss, &suffix);
+        if run.is_main {
+            rows.extend(sampling_rows.iter().cloned());
+        }
         for mut row in suite.rows(&model)? {
             row.mode.push_str(&suffix);
             rows.push(row);

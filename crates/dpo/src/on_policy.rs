@@ -1,6 +1,8 @@
 //! On-policy pairs: sample the parent several times per prompt, let the verifier label the
 //! samples, and pair a correct completion with an incorrect one for the same prompt.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use burn::tensor::Device;
 use data::tasks::digit_sum::{DigitSum, Mode, Verdict};
@@ -16,6 +18,8 @@ pub struct OnPolicyPairs {
     pub prompts: usize,
     pub all_correct: usize,
     pub none_correct: usize,
+    /// Per K: (prompts sampled, pairs found).
+    pub per_k: BTreeMap<usize, (usize, usize)>,
 }
 
 /// `samples` completions per problem at temperature 1 from `model`, labelled by the strict
@@ -39,6 +43,7 @@ pub fn sample_pairs(
         prompts: problems.len(),
         all_correct: 0,
         none_correct: 0,
+        per_k: BTreeMap::new(),
     };
     for (problem, group) in problems.iter().zip(outputs.chunks(samples)) {
         let correct = group
@@ -54,12 +59,17 @@ pub fn sample_pairs(
             .iter()
             .filter(fits)
             .find(|o| problem.verify(Mode::Cot, o) != Verdict::Correct);
+        let counts = found.per_k.entry(problem.k()).or_default();
+        counts.0 += 1;
         match (correct, wrong) {
-            (Some(chosen), Some(rejected)) => found.pairs.push(PreferencePair {
-                prompt: problem.prompt(),
-                chosen: chosen.clone(),
-                rejected: rejected.clone(),
-            }),
+            (Some(chosen), Some(rejected)) => {
+                counts.1 += 1;
+                found.pairs.push(PreferencePair {
+                    prompt: problem.prompt(),
+                    chosen: chosen.clone(),
+                    rejected: rejected.clone(),
+                })
+            }
             (Some(_), None) => found.all_correct += 1,
             _ => found.none_correct += 1,
         }

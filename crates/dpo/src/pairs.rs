@@ -9,6 +9,7 @@ use data::split::Split;
 use data::tasks::digit_sum::{held_out_problems, train_problems, DigitSum};
 use data::tasks::preference::{corrupted_pairs, reverse_pairs, PreferencePair};
 use data::tasks::reverse;
+use eval::EvalRow;
 use model::Gpt;
 use trainer::StageContext;
 
@@ -17,15 +18,17 @@ use crate::logps::{tokenize_pairs, TokenizedPair};
 use crate::on_policy;
 
 /// The user's pairs, or generated ones with the replayed reverse-word pairs mixed in (saved
-/// as `train.jsonl` to inspect or reuse).
+/// as `train.jsonl` to inspect or reuse), and for sampled pairs how many prompts gave one, per
+/// K (`eval.json` rows).
 pub fn training_pairs(
     ctx: &StageContext,
     config: &DpoConfig,
     parent: &Gpt,
-) -> Result<Vec<PreferencePair>> {
+) -> Result<(Vec<PreferencePair>, Vec<EvalRow>)> {
     if let Some(path) = &config.train_file {
-        return jsonl::read(path);
+        return Ok((jsonl::read(path)?, Vec::new()));
     }
+    let mut rows = Vec::new();
     let problems = train_problems(&config.ks, config.n_train, config.seed);
     let mut pairs = match config.pairs {
         PairSource::Corrupted => corrupted_pairs(&problems, config.seed),
@@ -36,6 +39,7 @@ pub fn training_pairs(
                 &problems,
                 config.on_policy_samples,
                 config.seed,
+                ("on_policy", &mut rows),
             )?;
             if found.is_empty() {
                 bail!(
@@ -58,23 +62,26 @@ pub fn training_pairs(
             &problems,
             frontier.samples,
             seed,
+            ("frontier", &mut rows),
         )?);
     }
     let pairs = with_replay(pairs, config)?;
     jsonl::write(&ctx.out_dir.join("train.jsonl"), &pairs)?;
-    Ok(pairs)
+    Ok((pairs, rows))
 }
 
 /// Separates the frontier's problems and samples from the main pairs' (ASCII "frontier").
 const FRONTIER_STREAM: u64 = 0x6672_6f6e_7469_6572;
 
-/// The parent's own samples paired by the verifier, with what sampling found printed.
+/// The parent's own samples paired by the verifier, with what sampling found printed and
+/// added to `rows` per K under the source's name.
 fn sampled_pairs(
     ctx: &StageContext,
     parent: &Gpt,
     problems: &[DigitSum],
     samples: usize,
     seed: u64,
+    (source, rows): (&str, &mut Vec<EvalRow>),
 ) -> Result<Vec<PreferencePair>> {
     let found =
         on_policy::sample_pairs(parent, &ctx.tokenizer, problems, samples, seed, &ctx.device)?;
@@ -88,6 +95,9 @@ fn sampled_pairs(
         found.all_correct,
         found.none_correct
     );
+    for (&k, &(prompts, pairs)) in &found.per_k {
+        rows.push(EvalRow::on_policy_pairs(source, k, prompts, pairs));
+    }
     Ok(found.pairs)
 }
 

@@ -23,6 +23,8 @@ pub mod task {
     pub const DIGIT_SUM: &str = "digit_sum";
     pub const PREFERENCE: &str = "preference";
     pub const EXACT_MATCH: &str = "exact_match";
+    /// DPO's on-policy pairs: of `n` sampled prompts, `correct` gave a pair.
+    pub const ON_POLICY_PAIRS: &str = "on_policy_pairs";
 }
 
 /// Metric key of held-out digit-sum accuracy during training: `eval/accuracy_k3` for K = 3.
@@ -71,6 +73,12 @@ impl EvalRow {
             format_failures,
             margin: None,
         }
+    }
+
+    /// On-policy pair sampling at `k`: of `prompts` sampled prompts, `pairs` had both a right
+    /// and a wrong sample (`mode` names the source: `on_policy` or `frontier`).
+    pub fn on_policy_pairs(mode: &str, k: usize, prompts: usize, pairs: usize) -> Self {
+        Self::new(task::ON_POLICY_PAIRS, Some(k), mode, prompts, pairs, 0)
     }
 
     /// Preference accuracy on `n` pairs (`task` = `preference`, `mode` names the split).
