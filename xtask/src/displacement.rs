@@ -77,10 +77,7 @@ pub fn run(args: &DisplacementArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.from.join("displacement.json"));
-    if let Some(folder) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder)
-            .with_context(|| format!("--out {}: creating its folder", out.display()))?;
-    }
+    crate::evaluate::make_out_folder(&out)?;
     data::atomic::write(&out, serde_json::to_string_pretty(&shown)?)?;
     println!("written to {}", out.display());
     Ok(())

@@ -62,10 +62,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         );
     }
     // The folder of --out is made before the evaluation, which can take minutes.
-    if let Some(folder) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder)
-            .with_context(|| format!("--out {}: creating its folder", out.display()))?;
-    }
+    make_out_folder(&out)?;
     let device = args.device.device().map_err(anyhow::Error::msg)?;
     let stage = FinishedStage::open(&args.from)?;
     let (model, tokenizer) = (stage.model(&device)?, &stage.tokenizer);
@@ -99,6 +96,15 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let path = out.with_file_name(PASS_AT_K);
         data::atomic::write(&path, serde_json::to_string_pretty(&rows)?)?;
         println!("pass@k written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Makes the folder `--out` names, so that a command fails before its work, not after.
+pub fn make_out_folder(out: &std::path::Path) -> Result<()> {
+    if let Some(folder) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("--out {}: creating its folder", out.display()))?;
     }
     Ok(())
 }
