@@ -264,8 +264,8 @@ impl DpoConfig {
         if loss.dpop_lambda > 0.0 && loss.loss_type != LossType::Sigmoid {
             return Err(format!(
                 "dpo.loss.dpop_lambda is DPO-Positive's penalty on the sigmoid loss; \
-                 loss_type is {:?}",
-                loss.loss_type
+                 loss_type is {:?} (set dpo.loss.dpop_lambda=0 with it)",
+                loss.loss_type.name()
             ));
         }
         self.optimizer.validate("dpo.optimizer")
