@@ -152,6 +152,22 @@ fn pipeline_runs_every_stage_and_writes_the_report() {
         "{}",
         stderr(&out)
     );
+    // The same config reached by another spelling of its path (relative, from its own
+    // folder): the settings hash what the file wrote, so nothing is retrained.
+    let config = tiny_config();
+    let out = run(xtask()
+        .current_dir(config.parent().unwrap())
+        .args(["pipeline", "--run", "p", "--quiet", "--config"])
+        .arg(config.file_name().unwrap())
+        .arg("--runs-dir")
+        .arg(runs.path()));
+    assert_ok(&out);
+    assert_eq!(
+        stderr(&out).matches("up to date").count(),
+        5,
+        "{}",
+        stderr(&out)
+    );
     let out = again(&["--restart-from", "dpo"]);
     assert_ok(&out);
     assert_eq!(

@@ -2,7 +2,7 @@
 //! `trainer::supervised` step); a direct-answer twin trained from the same parent with the
 //! same budget gives the lesson's table, measured: held-out accuracy per K, direct vs CoT.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use data::batch::{tokenize_all, TokenizedExample};
@@ -11,6 +11,7 @@ use data::split::Split;
 use data::tasks::digit_sum::{train_problems, DigitSum, Mode};
 use data::tasks::reverse;
 use data::tasks::Example;
+use data::DataPath;
 use eval::{evaluate_reverse, DigitSumSuite, SuiteConfig};
 use model::Gpt;
 use serde::{Deserialize, Serialize};
@@ -33,12 +34,12 @@ pub struct CotSftConfig {
     pub ks: Vec<usize>,
     /// Your own `{"prompt","completion"}` JSONL of CoT examples instead of the generated set.
     #[serde(default)]
-    pub train_file: Option<PathBuf>,
+    pub train_file: Option<DataPath>,
     /// Train the direct-answer twin (same parent, problems, steps) for the per-K table.
     pub direct_twin: bool,
     /// Word list: the reverse-word skill's replay examples (train split) and its check
     /// after this stage (held-out split).
-    pub words: PathBuf,
+    pub words: DataPath,
     /// Share of the training set that replays SFT's reverse-word task, so this stage keeps
     /// that skill (0 = the lesson's sums only, which erases it).
     #[serde(default)]
@@ -66,8 +67,10 @@ impl CotSftConfig {
 
     /// Makes relative paths relative to the config file's folder `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
-        self.words = data::relative_to(base, &self.words);
-        self.train_file = self.train_file.as_ref().map(|p| data::relative_to(base, p));
+        self.words.resolve(base);
+        if let Some(path) = &mut self.train_file {
+            path.resolve(base);
+        }
     }
 }
 

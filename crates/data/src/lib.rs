@@ -6,11 +6,13 @@ pub mod batch;
 pub mod corpus;
 pub mod hash;
 pub mod jsonl;
+pub mod path;
 pub mod replay;
 pub mod split;
 pub mod tasks;
 pub mod tokenizer;
 
+pub use path::DataPath;
 pub use tokenizer::{TextTokenizer, TokenizerConfig, TokenizerKind};
 
 /// `path` as written in a config file in folder `base`: relative paths are relative to it.

@@ -1,4 +1,6 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use data::DataPath;
 
 use eval::SuiteConfig;
 use serde::{Deserialize, Serialize};
@@ -15,11 +17,11 @@ pub struct DpoConfig {
     pub ks: Vec<usize>,
     /// Your own `{"prompt","chosen","rejected"}` JSONL instead of generated pairs.
     #[serde(default)]
-    pub train_file: Option<PathBuf>,
+    pub train_file: Option<DataPath>,
     /// Your own `{"prompt","completion","label"}` JSONL for KTO; without one, KTO trains on
     /// the pairs split into unpaired desirable/undesirable rows.
     #[serde(default)]
-    pub kto_file: Option<PathBuf>,
+    pub kto_file: Option<DataPath>,
     /// On-policy pairs: samples drawn per prompt from the parent (temperature 1).
     #[serde(default = "default_samples")]
     pub on_policy_samples: usize,
@@ -32,7 +34,7 @@ pub struct DpoConfig {
     pub replay: f64,
     /// Word list of the replayed pairs (train split); needed when `replay` > 0.
     #[serde(default)]
-    pub words: Option<PathBuf>,
+    pub words: Option<DataPath>,
     pub loss: LossConfig,
     /// Also train these loss types from the same parent, data and budget, for comparison.
     #[serde(default)]
@@ -181,9 +183,12 @@ fn default_gamma() -> f64 {
 impl DpoConfig {
     /// Makes relative paths relative to the config file's folder `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
-        self.train_file = self.train_file.as_ref().map(|p| data::relative_to(base, p));
-        self.kto_file = self.kto_file.as_ref().map(|p| data::relative_to(base, p));
-        self.words = self.words.as_ref().map(|p| data::relative_to(base, p));
+        for path in [&mut self.train_file, &mut self.kto_file, &mut self.words]
+            .into_iter()
+            .flatten()
+        {
+            path.resolve(base);
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -1,4 +1,6 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use data::DataPath;
 
 use serde::{Deserialize, Serialize};
 use trainer::{LrSchedule, OptimConfig};
@@ -8,7 +10,7 @@ use trainer::{LrSchedule, OptimConfig};
 #[serde(deny_unknown_fields)]
 pub struct PretrainConfig {
     /// Plain-text corpus; a relative path is relative to the config file.
-    pub corpus: PathBuf,
+    pub corpus: DataPath,
     pub steps: usize,
     pub batch_size: usize,
     /// Window length T (≤ model.block_size).
@@ -30,7 +32,7 @@ trainer::loop_settings!(PretrainConfig);
 impl PretrainConfig {
     /// Makes a relative `corpus` relative to the config file's folder `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
-        self.corpus = data::relative_to(base, &self.corpus);
+        self.corpus.resolve(base);
     }
 
     pub fn validate(&self, block_size: usize) -> Result<(), String> {

@@ -1,4 +1,6 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use data::DataPath;
 
 use serde::{Deserialize, Serialize};
 
@@ -9,13 +11,13 @@ use trainer::supervised::SupervisedConfig;
 #[serde(deny_unknown_fields)]
 pub struct SftConfig {
     /// Word list for the reverse task (train/held-out split by hash of the word).
-    pub words: PathBuf,
+    pub words: DataPath,
     /// Your own `{"prompt","completion"}` JSONL to train on instead of the generated task.
     #[serde(default)]
-    pub train_file: Option<PathBuf>,
+    pub train_file: Option<DataPath>,
     /// Extra `{"prompt","completion"}` JSONL scored by exact match after training.
     #[serde(default)]
-    pub eval_file: Option<PathBuf>,
+    pub eval_file: Option<DataPath>,
     /// Also train the twin with `mask_prompt` flipped and report both accuracies.
     pub ablation: bool,
     pub train: SupervisedConfig,
@@ -24,9 +26,13 @@ pub struct SftConfig {
 impl SftConfig {
     /// Makes relative paths relative to the config file's folder `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
-        self.words = data::relative_to(base, &self.words);
-        self.train_file = self.train_file.as_ref().map(|p| data::relative_to(base, p));
-        self.eval_file = self.eval_file.as_ref().map(|p| data::relative_to(base, p));
+        self.words.resolve(base);
+        for path in [&mut self.train_file, &mut self.eval_file]
+            .into_iter()
+            .flatten()
+        {
+            path.resolve(base);
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {
