@@ -23,11 +23,6 @@ impl DataPath {
     pub fn resolve(&mut self, base: &Path) {
         self.resolved = crate::relative_to(base, &self.written);
     }
-
-    /// The path as the config wrote it.
-    pub fn written(&self) -> &Path {
-        &self.written
-    }
 }
 
 impl From<PathBuf> for DataPath {
