@@ -65,32 +65,45 @@ def accuracies(path):
     return out
 
 
+def pass_at(path):
+    """{K: {"1": pass@1, …}} of PATH/pass_at_k.json (written by `xtask eval --samples N --out
+    PATH/suite.json`), else of a stage folder's skills.json (its `pass_at_k` rows)."""
+    for name in ("pass_at_k.json", "skills.json"):
+        try:
+            with open(f"{path}/{name}") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: {path}/{name}: {e}")
+        rows = data.get("pass_at_k") or [] if isinstance(data, dict) else data
+        return {r["k"]: r["pass_at"] for r in rows}
+    sys.exit(f"error: {path}: neither pass_at_k.json nor skills.json")
+
+
 def pass_at_k_table(columns, seeds, ks):
-    """Mean ± sd over seeds of pass@1, 2, 4, … per K, from each PATH/pass_at_k.json (written by
-    `xtask eval --samples N --out PATH/suite.json`)."""
+    """Mean ± sd over seeds of pass@1, 2, 4, … per K, then each seed's pass@1 and pass@8."""
     rows = []
     for name, path in columns:
-        per_seed = []
-        for s in seeds:
-            try:
-                with open(f"{path.format(s=s)}/pass_at_k.json") as f:
-                    per_seed.append({r["k"]: r["pass_at"] for r in json.load(f)})
-            except (OSError, ValueError) as e:
-                sys.exit(f"error: {path.format(s=s)}/pass_at_k.json: {e}")
+        per_seed = [pass_at(path.format(s=s)) for s in seeds]
         for k in ks:
             if not all(k in seed for seed in per_seed):
                 continue
             ats = sorted(per_seed[0][k], key=int)
             rows.append((k, name, ats, [[seed[k][a] for seed in per_seed] for a in ats]))
     header = max((r[2] for r in rows), key=len, default=[])
-    print("| K | stage | " + " | ".join(f"pass@{a}" for a in header) + " |")
-    print("|---|---" + "|---" * len(header) + "|")
+    print("| K | stage | " + " | ".join(f"pass@{a}" for a in header) + " | per seed: pass@1; pass@8 |")
+    print("|---|---" + "|---" * len(header) + "|---|")
     for k, name, ats, values in sorted(rows, key=lambda r: r[0]):
         cells = []
         for v in values:
             mean, sd = mean_sd(v)
             cells.append(f"{100 * mean:.1f} ± {100 * sd:.1f}")
-        print(f"| {k} | {name} | " + " | ".join(cells) + " |")
+        by_at = dict(zip(ats, values))
+        seeds_cell = "; ".join(
+            ", ".join(f"{100 * v:.1f}" for v in by_at[a]) for a in ("1", "8") if a in by_at
+        )
+        print(f"| {k} | {name} | " + " | ".join(cells) + f" | {seeds_cell} |")
 
 
 def main():
@@ -101,7 +114,8 @@ def main():
     parser.add_argument(
         "--pass-at-k",
         action="store_true",
-        help="pass@k per K instead, from each PATH/pass_at_k.json (PATH: eval's --out folder)",
+        help="pass@k per K instead, from each PATH/pass_at_k.json (eval's --out folder) or a "
+        "stage folder's skills.json",
     )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
