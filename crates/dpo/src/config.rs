@@ -87,6 +87,10 @@ pub struct FrontierPairs {
     pub prompts: usize,
     /// Samples per prompt at temperature 1.
     pub samples: usize,
+    /// Keep at most this many of the pairs found (the first prompts' ones), so that a parent
+    /// that samples the frontier well gets no more pairs than a weak one. Unset: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pairs: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +216,11 @@ impl DpoConfig {
             if frontier.prompts == 0 {
                 return Err("dpo.frontier.prompts must be > 0".into());
             }
+            if frontier.max_pairs == Some(0) {
+                return Err(
+                    "dpo.frontier.max_pairs must be > 0 (unset it to keep every pair)".into(),
+                );
+            }
             if frontier.samples < 2 {
                 return Err("dpo.frontier.samples must be >= 2 to find a pair".into());
             }
@@ -289,5 +298,23 @@ mod tests {
             let parsed: LossType = serde_json::from_str(&format!("\"{}\"", loss.name())).unwrap();
             assert_eq!(parsed, loss);
         }
+    }
+
+    #[test]
+    fn an_unset_pair_cap_leaves_the_settings_as_they_were() {
+        // Settings hash as serialized: a table without max_pairs must serialize as before
+        // it existed, so that finished DPO stages stay up to date.
+        let frontier: FrontierPairs =
+            serde_json::from_str(r#"{"ks": [7], "prompts": 20, "samples": 4}"#).unwrap();
+        assert_eq!(frontier.max_pairs, None);
+        let written = serde_json::to_value(&frontier).unwrap();
+        assert_eq!(
+            written,
+            serde_json::json!({"ks": [7], "prompts": 20, "samples": 4})
+        );
+        let capped: FrontierPairs =
+            serde_json::from_str(r#"{"ks": [7], "prompts": 20, "samples": 4, "max_pairs": 3}"#)
+                .unwrap();
+        assert_eq!(capped.max_pairs, Some(3));
     }
 }

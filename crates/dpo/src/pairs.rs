@@ -56,14 +56,23 @@ pub fn training_pairs(
         let problems = train_problems(&frontier.ks, frontier.prompts, seed);
         // None found is an answer, not an error: a parent that never samples a right trace
         // there gives DPO nothing to prefer, and the stage goes on with the pairs above.
-        pairs.extend(sampled_pairs(
+        let mut found = sampled_pairs(
             ctx,
             parent,
             &problems,
             frontier.samples,
             seed,
             ("frontier", &mut rows),
-        )?);
+        )?;
+        if let Some(max) = frontier.max_pairs.filter(|&max| found.len() > max) {
+            eprintln!(
+                "{}: keeping the first {max} of {} frontier pairs",
+                ctx.stage,
+                found.len()
+            );
+            found.truncate(max);
+        }
+        pairs.extend(found);
     }
     let pairs = with_replay(pairs, config)?;
     jsonl::write(&ctx.out_dir.join("train.jsonl"), &pairs)?;
