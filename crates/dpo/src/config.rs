@@ -218,7 +218,8 @@ impl DpoConfig {
             }
             if frontier.max_pairs == Some(0) {
                 return Err(
-                    "dpo.frontier.max_pairs must be > 0 (unset it to keep every pair)".into(),
+                    "dpo.frontier.max_pairs must be > 0 (a value above the pairs found keeps every pair)"
+                        .into(),
                 );
             }
             if frontier.samples < 2 {
