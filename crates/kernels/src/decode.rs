@@ -443,12 +443,19 @@ simd_kernel! {
 /// vectors of positions (64 positions on AVX-512).
 pub const POSITION_BLOCK: usize = 64;
 
+/// Positions per key tile: one cache line of each key dimension.
+pub const KEY_TILE: usize = 16;
+
 /// One row's cache in one layer, and how much of it is filled.
 ///
-/// Keys are cached transposed, `[heads, head_dim, capacity]`, so that the scores are one FMA
-/// chain over the head dimension for each position, vectorised across positions; values are
+/// Keys are cached transposed, so that the scores are one FMA chain over the head dimension for
+/// each position, vectorised across positions, and in tiles of [`KEY_TILE`] positions:
+/// `[heads, capacity / KEY_TILE, head_dim, KEY_TILE]`. The first `len` positions of a head are
+/// then one contiguous stream, whatever the capacity (`[heads, head_dim, capacity]` read
+/// `len` floats of every `capacity`, a stride the prefetchers fetch whole rows of). Values are
 /// `[heads, capacity, head_dim]`. `capacity` is a multiple of [`POSITION_BLOCK`], so that
 /// scores can be computed in whole vectors of 16 positions (those past `len` are never read).
+/// [`cache_token`] writes a position.
 #[derive(Clone, Copy)]
 pub struct CachedRow<'a> {
     pub keys: &'a [f32],
@@ -457,6 +464,33 @@ pub struct CachedRow<'a> {
     pub capacity: usize,
     /// Positions filled, the newest included.
     pub len: usize,
+}
+
+/// Writes one position's keys and values (`[heads · head_dim]` each) into a row's cache of one
+/// layer, laid out as [`CachedRow`] reads them.
+pub fn cache_token(
+    keys: &mut [f32],
+    values: &mut [f32],
+    head_dim: usize,
+    capacity: usize,
+    position: usize,
+    k: &[f32],
+    v: &[f32],
+) {
+    assert!(capacity.is_multiple_of(POSITION_BLOCK) && position < capacity);
+    let head_cache = head_dim * capacity;
+    let tile = position / KEY_TILE * head_dim * KEY_TILE + position % KEY_TILE;
+    for (head, (k, v)) in k
+        .chunks_exact(head_dim)
+        .zip(v.chunks_exact(head_dim))
+        .enumerate()
+    {
+        let keys = &mut keys[head * head_cache..][..head_cache];
+        for (j, &k) in k.iter().enumerate() {
+            keys[tile + j * KEY_TILE] = k;
+        }
+        values[head * head_cache + position * head_dim..][..head_dim].copy_from_slice(v);
+    }
 }
 
 /// One row's causal attention at its newest position: for each head, the scores of `q` against
@@ -540,10 +574,10 @@ unsafe fn attend<V: Lanes>(
             // SAFETY: whole vectors from `block` stay inside the capacity, a multiple of 64.
             unsafe {
                 match (len - block).div_ceil(V::N) {
-                    1 => score_block::<V, 1>(q, head_dim, keys, capacity, block, scores),
-                    2 => score_block::<V, 2>(q, head_dim, keys, capacity, block, scores),
-                    3 => score_block::<V, 3>(q, head_dim, keys, capacity, block, scores),
-                    _ => score_block::<V, 4>(q, head_dim, keys, capacity, block, scores),
+                    1 => score_block::<V, 1>(q, head_dim, keys, block, scores),
+                    2 => score_block::<V, 2>(q, head_dim, keys, block, scores),
+                    3 => score_block::<V, 3>(q, head_dim, keys, block, scores),
+                    _ => score_block::<V, 4>(q, head_dim, keys, block, scores),
                 }
             }
             block += 4 * V::N;
@@ -568,34 +602,37 @@ unsafe fn attend<V: Lanes>(
 /// FMA chain over the even j and one over the odd j.
 ///
 /// # Safety
-/// `keys` holds `head_dim` rows of `capacity` floats, `scores` `capacity` floats, and
-/// `block + B·V::N <= capacity`.
+/// `keys` holds one head's tiles of `capacity` positions ([`CachedRow`]), `scores` `capacity`
+/// floats, and `block + B·V::N <= capacity`.
 #[inline(always)]
 unsafe fn score_block<V: Lanes, const B: usize>(
     q: *const f32,
     head_dim: usize,
     keys: *const f32,
-    capacity: usize,
     block: usize,
     scores: *mut f32,
 ) {
     unsafe {
         let (mut even, mut odd) = ([V::zero(); B], [V::zero(); B]);
-        let key_row = |j: usize| keys.add(j * capacity + block);
+        // Vector i's positions start at `block + i·V::N`, inside one tile (V::N divides 16).
+        let vector = |i: usize| {
+            let position = block + i * V::N;
+            keys.add(position / KEY_TILE * head_dim * KEY_TILE + position % KEY_TILE)
+        };
+        let starts: [*const f32; B] = std::array::from_fn(vector);
         for pair in 0..head_dim / 2 {
             let (j, k) = (2 * pair, 2 * pair + 1);
             let (qj, qk) = (V::splat(*q.add(j)), V::splat(*q.add(k)));
-            let (kj, kk) = (key_row(j), key_row(k));
             for i in 0..B {
-                even[i] = V::fma(qj, V::load(kj.add(i * V::N)), even[i]);
-                odd[i] = V::fma(qk, V::load(kk.add(i * V::N)), odd[i]);
+                even[i] = V::fma(qj, V::load(starts[i].add(j * KEY_TILE)), even[i]);
+                odd[i] = V::fma(qk, V::load(starts[i].add(k * KEY_TILE)), odd[i]);
             }
         }
         if head_dim % 2 == 1 {
             let j = head_dim - 1;
-            let (qj, kj) = (V::splat(*q.add(j)), key_row(j));
+            let qj = V::splat(*q.add(j));
             for (i, even) in even.iter_mut().enumerate() {
-                *even = V::fma(qj, V::load(kj.add(i * V::N)), *even);
+                *even = V::fma(qj, V::load(starts[i].add(j * KEY_TILE)), *even);
             }
         }
         for (i, (&even, &odd)) in even.iter().zip(&odd).enumerate() {
@@ -742,8 +779,23 @@ mod tests {
     fn cached_attention_matches_the_definition_on_every_level() {
         let (heads, head_dim, capacity, len) = (3, 40, 128, 71);
         let q = values(heads * head_dim, 4);
-        let keys = values(heads * head_dim * capacity, 5);
-        let vals = values(heads * capacity * head_dim, 6);
+        // Every position's keys and values written through `cache_token`; `key[h][j][t]` and
+        // `val[h][t][j]` are what the definition below reads.
+        let key = |h: usize, j: usize, t: usize| values(1, (h * 1000 + j * 131 + t) as u32 ^ 5)[0];
+        let val = |h: usize, t: usize, j: usize| values(1, (h * 1000 + t * 131 + j) as u32 ^ 6)[0];
+        let (mut keys, mut vals) = (
+            vec![0.0; heads * head_dim * capacity],
+            vec![0.0; heads * head_dim * capacity],
+        );
+        for t in 0..len {
+            let k: Vec<f32> = (0..heads * head_dim)
+                .map(|i| key(i / head_dim, i % head_dim, t))
+                .collect();
+            let v: Vec<f32> = (0..heads * head_dim)
+                .map(|i| val(i / head_dim, t, i % head_dim))
+                .collect();
+            cache_token(&mut keys, &mut vals, head_dim, capacity, t, &k, &v);
+        }
         let scale = 1.0 / (head_dim as f32).sqrt();
         let mut outs = Vec::new();
         for level in SimdLevel::ALL {
@@ -762,10 +814,7 @@ mod tests {
         for h in 0..heads {
             let score = |t: usize| -> f64 {
                 (0..head_dim)
-                    .map(|j| {
-                        q[h * head_dim + j] as f64
-                            * keys[h * head_dim * capacity + j * capacity + t] as f64
-                    })
+                    .map(|j| q[h * head_dim + j] as f64 * key(h, j, t) as f64)
                     .sum::<f64>()
                     * scale as f64
             };
@@ -773,9 +822,7 @@ mod tests {
             let total: f64 = weights.iter().sum();
             for j in 0..head_dim {
                 let want: f64 = (0..len)
-                    .map(|t| {
-                        weights[t] / total * vals[h * capacity * head_dim + t * head_dim + j] as f64
-                    })
+                    .map(|t| weights[t] / total * val(h, t, j) as f64)
                     .sum();
                 let got = outs[0][h * head_dim + j] as f64;
                 assert!(

@@ -1,5 +1,6 @@
 //! Profiling aid: the CPU decoder alone on `bench --rollout`'s batch (32 prompts of 12 tokens
-//! continued to the block size), for `perf record`. Usage: `decode_only [BATCHES]`.
+//! continued to the block size), for `perf record`. Usage: `decode_only [BATCHES [BLOCK_SIZE]]`
+//! (the lesson's 64 by default; the chain's `pipeline.toml` has 128).
 use std::time::Instant;
 
 use burn::tensor::Device;
@@ -9,8 +10,11 @@ use model::{Gpt, GptConfig};
 fn main() {
     let device = Device::flex();
     device.seed(0);
+    let mut args = std::env::args().skip(1);
+    let batches: usize = args.next().map_or(200, |s| s.parse().unwrap());
     let config = GptConfig {
         vocab_size: 65,
+        block_size: args.next().map_or(64, |s| s.parse().unwrap()),
         ..GptConfig::default()
     };
     let model = Gpt::new(&config, &device);
@@ -23,7 +27,6 @@ fn main() {
         top_k: 0,
         stop_token: None,
     };
-    let batches: usize = std::env::args().nth(1).map_or(200, |s| s.parse().unwrap());
     let start = Instant::now();
     let (mut tokens, mut hash) = (0, 0u64);
     for b in 0..batches {

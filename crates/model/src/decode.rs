@@ -18,8 +18,8 @@
 use burn::nn::LayerNorm;
 use burn::tensor::Tensor;
 use kernels::decode::{
-    attend_cached, gelu_rows, layer_norm_rows, rows_times_matrix, CachedRow, PackedMatrix,
-    POSITION_BLOCK,
+    attend_cached, cache_token, gelu_rows, layer_norm_rows, rows_times_matrix, CachedRow,
+    PackedMatrix, POSITION_BLOCK,
 };
 use kernels::layer_norm::EPSILON;
 use rand::rngs::StdRng;
@@ -239,8 +239,8 @@ struct Batch<'a> {
     /// This step's tokens, a row's in order of position: its whole prompt in the first step
     /// (read in one pass, as the tensor path's prefill), then one token.
     slots: Vec<Slot>,
-    /// Per row and layer: keys `[d, capacity]` (heads × head_dim by position), and values
-    /// `[heads, capacity, head_dim]`.
+    /// Per row and layer: keys and values of `d · capacity` floats, laid out as
+    /// `kernels::decode::CachedRow` reads them.
     keys: Vec<f32>,
     values: Vec<f32>,
     x: Vec<f32>,
@@ -383,15 +383,15 @@ impl<'a> Batch<'a> {
                 let (q, kv) = qkv.split_at(d);
                 let (k, v) = kv.split_at(d);
                 let at = (slot.row * w.layers.len() + l) * layer_cache;
-                let keys = &mut self.keys[at..at + layer_cache];
-                for (i, &k) in k.iter().enumerate() {
-                    keys[i * capacity + slot.position] = k;
-                }
-                let values = &mut self.values[at..at + layer_cache];
-                for (head, v) in v.chunks_exact(head_dim).enumerate() {
-                    values[(head * capacity + slot.position) * head_dim..][..head_dim]
-                        .copy_from_slice(v);
-                }
+                cache_token(
+                    &mut self.keys[at..at + layer_cache],
+                    &mut self.values[at..at + layer_cache],
+                    head_dim,
+                    capacity,
+                    slot.position,
+                    k,
+                    v,
+                );
                 let cache = CachedRow {
                     keys: &self.keys[at..at + layer_cache],
                     values: &self.values[at..at + layer_cache],
