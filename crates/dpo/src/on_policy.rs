@@ -22,29 +22,61 @@ pub struct OnPolicyPairs {
     pub per_k: BTreeMap<usize, (usize, usize)>,
 }
 
+/// Problems sampled per call when the pairs are capped: enough rows to keep every core busy,
+/// few enough that the last call samples little past the cap.
+const PROBLEMS_PER_CALL: usize = 64;
+
 /// `samples` completions per problem at temperature 1 from `model`, labelled by the strict
 /// CoT verifier. Prompts where every sample agrees give no pair (the DPO analogue of
-/// GRPO's dead groups) and are counted.
+/// GRPO's dead groups) and are counted. With `max_pairs`, the problems are sampled in order,
+/// a part at a time, until at least that many pairs are found, and the rest are not sampled:
+/// the pairs are the first ones one call over every problem would give (each row keeps its
+/// stream), and the caller keeps as many as it wants.
 pub fn sample_pairs(
     model: &Gpt,
     tokenizer: &TextTokenizer,
     problems: &[DigitSum],
     samples: usize,
+    max_pairs: Option<usize>,
     seed: u64,
     device: &Device,
 ) -> Result<OnPolicyPairs> {
-    let prompts: Vec<String> = problems
-        .iter()
-        .flat_map(|p| std::iter::repeat_n(p.prompt(), samples))
-        .collect();
-    let outputs = sampled_completions(model, tokenizer, &prompts, 1.0, Streams::new(seed), device)?;
     let mut found = OnPolicyPairs {
         pairs: Vec::new(),
-        prompts: problems.len(),
+        prompts: 0,
         all_correct: 0,
         none_correct: 0,
         per_k: BTreeMap::new(),
     };
+    let per_call = max_pairs.map_or(problems.len().max(1), |_| PROBLEMS_PER_CALL);
+    for (part, problems) in problems.chunks(per_call).enumerate() {
+        if max_pairs.is_some_and(|max| found.pairs.len() >= max) {
+            break;
+        }
+        let streams = Streams::new(seed).skip(part * per_call * samples);
+        add_pairs(
+            &mut found, model, tokenizer, problems, samples, streams, device,
+        )?;
+    }
+    Ok(found)
+}
+
+/// Samples `problems` and adds what they give to `found`.
+fn add_pairs(
+    found: &mut OnPolicyPairs,
+    model: &Gpt,
+    tokenizer: &TextTokenizer,
+    problems: &[DigitSum],
+    samples: usize,
+    streams: Streams,
+    device: &Device,
+) -> Result<()> {
+    let prompts: Vec<String> = problems
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.prompt(), samples))
+        .collect();
+    let outputs = sampled_completions(model, tokenizer, &prompts, 1.0, streams, device)?;
+    found.prompts += problems.len();
     for (problem, group) in problems.iter().zip(outputs.chunks(samples)) {
         let correct = group
             .iter()
@@ -74,5 +106,5 @@ pub fn sample_pairs(
             _ => found.none_correct += 1,
         }
     }
-    Ok(found)
+    Ok(())
 }

@@ -38,6 +38,7 @@ pub fn training_pairs(
                 parent,
                 &problems,
                 config.on_policy_samples,
+                None,
                 config.seed,
                 ("on_policy", &mut rows),
             )?;
@@ -61,6 +62,7 @@ pub fn training_pairs(
             parent,
             &problems,
             frontier.samples,
+            frontier.max_pairs,
             seed,
             ("frontier", &mut rows),
         )?;
@@ -82,18 +84,26 @@ pub fn training_pairs(
 /// Separates the frontier's problems and samples from the main pairs' (ASCII "frontier").
 const FRONTIER_STREAM: u64 = 0x6672_6f6e_7469_6572;
 
-/// The parent's own samples paired by the verifier, with what sampling found printed and
-/// added to `rows` per K under the source's name.
+/// The parent's own samples paired by the verifier (sampling stops once `max_pairs` are
+/// found), with what sampling found printed and added to `rows` per K under the source's name.
 fn sampled_pairs(
     ctx: &StageContext,
     parent: &Gpt,
     problems: &[DigitSum],
     samples: usize,
+    max_pairs: Option<usize>,
     seed: u64,
     (source, rows): (&str, &mut Vec<EvalRow>),
 ) -> Result<Vec<PreferencePair>> {
-    let found =
-        on_policy::sample_pairs(parent, &ctx.tokenizer, problems, samples, seed, &ctx.device)?;
+    let found = on_policy::sample_pairs(
+        parent,
+        &ctx.tokenizer,
+        problems,
+        samples,
+        max_pairs,
+        seed,
+        &ctx.device,
+    )?;
     let ks: BTreeSet<usize> = problems.iter().map(|p| p.k()).collect();
     eprintln!(
         "{}: on-policy pairs at K {:?} from {} prompts: {} pairs, {} all correct, {} none correct",

@@ -31,11 +31,23 @@ pub struct SamplingOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Streams {
     seed: u64,
+    /// The index of this call's row 0 among the rows of the whole draw.
+    first_row: u64,
 }
 
 impl Streams {
     pub fn new(seed: u64) -> Self {
-        Self { seed }
+        Self { seed, first_row: 0 }
+    }
+
+    /// The streams of a draw's rows from `rows` on: row `i` of a call with these gets the
+    /// stream of row `rows + i` of the whole draw, so that a draw made in parts (to stop early)
+    /// samples what one call would.
+    pub fn skip(self, rows: usize) -> Self {
+        Self {
+            first_row: self.first_row + rows as u64,
+            ..self
+        }
     }
 
     /// The streams of step `step` of a run seeded `seed`: rows draw from (seed, step, row).
@@ -45,7 +57,7 @@ impl Streams {
 
     /// Row `row`'s stream.
     pub fn row(self, row: usize) -> StdRng {
-        StdRng::seed_from_u64(mix(self.seed, row as u64))
+        StdRng::seed_from_u64(mix(self.seed, self.first_row + row as u64))
     }
 }
 

@@ -248,6 +248,34 @@ fn decoder_matches_the_tensor_path(position: Position) {
     }
 }
 
+/// A draw made in two calls, the second's streams skipped past the first's rows, samples what
+/// one call over every row does (DPO's capped frontier pairs stop sampling this way).
+#[test]
+fn a_draw_made_in_parts_samples_what_one_call_does() {
+    use crate::generate::{generate, Streams};
+    let gpt = model();
+    let device = Device::flex();
+    let prompts = mixed_prompts();
+    let streams = Streams::new(11);
+    let whole = generate(&gpt, &prompts, sampling(1.0, 12), streams, &device);
+    let mut parts = generate(&gpt, &prompts[..3], sampling(1.0, 12), streams, &device);
+    let rest = &prompts[3..];
+    parts.extend(generate(
+        &gpt,
+        rest,
+        sampling(1.0, 12),
+        streams.skip(3),
+        &device,
+    ));
+    assert_eq!(whole, parts);
+    let unskipped = generate(&gpt, rest, sampling(1.0, 12), streams, &device);
+    assert_ne!(
+        unskipped,
+        whole[3..],
+        "skipping changes which streams the rows draw from"
+    );
+}
+
 /// Rows draw from their own streams and the decoder's kernels give a row the same bits in any
 /// batch: one thread (one batch) and two or three (a batch each) write the same tokens.
 #[test]
