@@ -88,8 +88,8 @@ pub struct FrontierPairs {
     /// Samples per prompt at temperature 1.
     pub samples: usize,
     /// Keep at most this many of the pairs found (the first prompts' ones), so that a parent
-    /// that samples the frontier well gets no more pairs than a weak one; the prompts after
-    /// those that gave them are not sampled. Unset: all.
+    /// that samples the frontier well gets no more pairs than a weak one; prompts are sampled
+    /// 64 at a time, and none after the part in which the last of them is found. Unset: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_pairs: Option<usize>,
 }

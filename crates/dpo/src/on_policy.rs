@@ -14,11 +14,13 @@ use model::Gpt;
 
 /// What sampling found: the pairs, and how many prompts had no mixed group.
 pub struct OnPolicyPairs {
+    /// Every pair found, in the order of the problems (a caller that caps them keeps a prefix).
     pub pairs: Vec<PreferencePair>,
+    /// Prompts sampled: all of them, or fewer when sampling stopped at `max_pairs`.
     pub prompts: usize,
     pub all_correct: usize,
     pub none_correct: usize,
-    /// Per K: (prompts sampled, pairs found).
+    /// Per K: (prompts sampled, pairs found), before any cap.
     pub per_k: BTreeMap<usize, (usize, usize)>,
 }
 
@@ -29,9 +31,11 @@ const PROBLEMS_PER_CALL: usize = 64;
 /// `samples` completions per problem at temperature 1 from `model`, labelled by the strict
 /// CoT verifier. Prompts where every sample agrees give no pair (the DPO analogue of
 /// GRPO's dead groups) and are counted. With `max_pairs`, the problems are sampled in order,
-/// a part at a time, until at least that many pairs are found, and the rest are not sampled:
-/// the pairs are the first ones one call over every problem would give (each row keeps its
-/// stream), and the caller keeps as many as it wants.
+/// 64 at a time, until at least that many pairs are found, and the later parts are not
+/// sampled. Each row keeps its stream, so on the CPU's decoder (where a row's tokens do not
+/// depend on its batch) the pairs are bit for bit the first ones that one call over every
+/// problem gives; on a GPU the tensor path batches the rows differently, so a sample can
+/// differ by float rounding. The caller keeps as many as it wants.
 pub fn sample_pairs(
     model: &Gpt,
     tokenizer: &TextTokenizer,

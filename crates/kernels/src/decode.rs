@@ -451,10 +451,11 @@ pub const KEY_TILE: usize = 16;
 /// Keys are cached transposed, so that the scores are one FMA chain over the head dimension for
 /// each position, vectorised across positions, and in tiles of [`KEY_TILE`] positions:
 /// `[heads, capacity / KEY_TILE, head_dim, KEY_TILE]`. The first `len` positions of a head are
-/// then one contiguous stream, whatever the capacity (`[heads, head_dim, capacity]` read
-/// `len` floats of every `capacity`, a stride the prefetchers fetch whole rows of). Values are
-/// `[heads, capacity, head_dim]`. `capacity` is a multiple of [`POSITION_BLOCK`], so that
-/// scores can be computed in whole vectors of 16 positions (those past `len` are never read).
+/// then one contiguous stream, whatever the capacity (the former layout, `[heads, head_dim,
+/// capacity]`, read `len` floats of every `capacity`, a stride the prefetchers fetch whole rows
+/// of). Values are `[heads, capacity, head_dim]`. `capacity` is a multiple of
+/// [`POSITION_BLOCK`], so that scores can be computed in whole vectors of 16 positions (the keys
+/// past `len` are read, but the scores they give are never used).
 /// [`cache_token`] writes a position.
 #[derive(Clone, Copy)]
 pub struct CachedRow<'a> {
@@ -478,6 +479,7 @@ pub fn cache_token(
     v: &[f32],
 ) {
     assert!(capacity.is_multiple_of(POSITION_BLOCK) && position < capacity);
+    assert!(k.len() == v.len() && k.len().is_multiple_of(head_dim));
     let head_cache = head_dim * capacity;
     let tile = position / KEY_TILE * head_dim * KEY_TILE + position % KEY_TILE;
     for (head, (k, v)) in k
@@ -603,7 +605,9 @@ unsafe fn attend<V: Lanes>(
 ///
 /// # Safety
 /// `keys` holds one head's tiles of `capacity` positions ([`CachedRow`]), `scores` `capacity`
-/// floats, and `block + B·V::N <= capacity`.
+/// floats, `block + B·V::N <= capacity`, and `block` is a multiple of `V::N`, which divides
+/// [`KEY_TILE`]: then each vector's lanes lie in one tile, and the last dimension's read ends
+/// inside the head's keys.
 #[inline(always)]
 unsafe fn score_block<V: Lanes, const B: usize>(
     q: *const f32,
@@ -613,6 +617,7 @@ unsafe fn score_block<V: Lanes, const B: usize>(
     scores: *mut f32,
 ) {
     unsafe {
+        debug_assert!(KEY_TILE.is_multiple_of(V::N) && block.is_multiple_of(V::N));
         let (mut even, mut odd) = ([V::zero(); B], [V::zero(); B]);
         // Vector i's positions start at `block + i·V::N`, inside one tile (V::N divides 16).
         let vector = |i: usize| {
@@ -777,7 +782,14 @@ mod tests {
     /// (checked in f64), and every vector unit gives the same bits.
     #[test]
     fn cached_attention_matches_the_definition_on_every_level() {
-        let (heads, head_dim, capacity, len) = (3, 40, 128, 71);
+        // An odd head dimension too: its last key row is the scores' lone FMA.
+        for head_dim in [40, 13] {
+            attention_matches_the_definition(head_dim);
+        }
+    }
+
+    fn attention_matches_the_definition(head_dim: usize) {
+        let (heads, capacity, len) = (3, 128, 71);
         let q = values(heads * head_dim, 4);
         // Every position's keys and values written through `cache_token`; `key[h][j][t]` and
         // `val[h][t][j]` are what the definition below reads.

@@ -26,7 +26,8 @@ pub struct SamplingOptions {
 }
 
 /// Where each sampled row's random draws come from: row `i` of a call draws from its own
-/// stream, seeded from (`seed`, i). A row's tokens therefore depend on its stream alone, not
+/// stream, seeded from (`seed`, i), or (`seed`, first row + i) for a call made with
+/// [`skip`](Self::skip). A row's tokens therefore depend on its stream alone, not
 /// on the batch it is decoded in, the other rows, the grouping of prompts or the thread count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Streams {
