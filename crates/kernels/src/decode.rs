@@ -467,6 +467,13 @@ pub struct CachedRow<'a> {
     pub len: usize,
 }
 
+/// Where `position`'s key of dimension 0 sits among one head's key tiles ([`CachedRow`]);
+/// dimension j's is `j · KEY_TILE` further.
+#[inline(always)]
+fn key_offset(head_dim: usize, position: usize) -> usize {
+    position / KEY_TILE * head_dim * KEY_TILE + position % KEY_TILE
+}
+
 /// Writes one position's keys and values (`[heads · head_dim]` each) into a row's cache of one
 /// layer, laid out as [`CachedRow`] reads them.
 pub fn cache_token(
@@ -481,7 +488,7 @@ pub fn cache_token(
     assert!(capacity.is_multiple_of(POSITION_BLOCK) && position < capacity);
     assert!(k.len() == v.len() && k.len().is_multiple_of(head_dim));
     let head_cache = head_dim * capacity;
-    let tile = position / KEY_TILE * head_dim * KEY_TILE + position % KEY_TILE;
+    let tile = key_offset(head_dim, position);
     for (head, (k, v)) in k
         .chunks_exact(head_dim)
         .zip(v.chunks_exact(head_dim))
@@ -620,10 +627,7 @@ unsafe fn score_block<V: Lanes, const B: usize>(
         debug_assert!(KEY_TILE.is_multiple_of(V::N) && block.is_multiple_of(V::N));
         let (mut even, mut odd) = ([V::zero(); B], [V::zero(); B]);
         // Vector i's positions start at `block + i·V::N`, inside one tile (V::N divides 16).
-        let vector = |i: usize| {
-            let position = block + i * V::N;
-            keys.add(position / KEY_TILE * head_dim * KEY_TILE + position % KEY_TILE)
-        };
+        let vector = |i: usize| keys.add(key_offset(head_dim, block + i * V::N));
         let starts: [*const f32; B] = std::array::from_fn(vector);
         for pair in 0..head_dim / 2 {
             let (j, k) = (2 * pair, 2 * pair + 1);
