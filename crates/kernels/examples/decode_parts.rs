@@ -32,7 +32,7 @@ fn main() {
     let q = values(heads * head_dim);
     let keys = values(heads * head_dim * capacity);
     let vals = values(heads * head_dim * capacity);
-    let mut scores = vec![0.0; capacity];
+    let mut scores = vec![0.0; heads * capacity];
     let mut out = vec![0.0; heads * head_dim];
     for len in [13, 38, 64] {
         let reps = 200000;

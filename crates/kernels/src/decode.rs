@@ -504,7 +504,8 @@ pub fn cache_token(
 
 /// One row's causal attention at its newest position: for each head, the scores of `q` against
 /// the first `len` cached keys, softmax(scale · scores), and the weighted sum of the cached
-/// values, into `out` (`[heads · head_dim]`, like `q`). `scores` holds `capacity` floats.
+/// values, into `out` (`[heads · head_dim]`, like `q`). `scores` holds `heads · capacity`
+/// floats.
 pub fn attend_cached(
     q: &[f32],
     cache: CachedRow<'_>,
@@ -529,7 +530,9 @@ pub fn attend_cached_at(
     assert!(capacity.is_multiple_of(POSITION_BLOCK) && 0 < len && len <= capacity);
     assert!(q.len().is_multiple_of(cache.head_dim) && out.len() == q.len());
     let room = q.len() * capacity;
-    assert!(cache.keys.len() >= room && cache.values.len() >= room && scores.len() >= capacity);
+    let heads = q.len() / cache.head_dim;
+    assert!(cache.keys.len() >= room && cache.values.len() >= room);
+    assert!(scores.len() >= heads * capacity);
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: the level is capped at what `supported()` found on this CPU.
@@ -546,7 +549,10 @@ pub fn attend_cached_at(
     unsafe { attend::<f32>(q, cache, scale, scores, out) }
 }
 
-/// [`attend_cached`] on vectors `V`, every head in turn.
+/// [`attend_cached`] on vectors `V`, in three passes over the heads: every head's scores, then
+/// every head's softmax, then every head's weighted values. Each head's arithmetic is the same
+/// as one head at a time; in passes, one head's loads do not wait behind the previous head's
+/// softmax (hot, 4 heads at 38 positions: 0.98 → 0.89 µs).
 ///
 /// # Safety
 /// The CPU has the vector unit of `V`, and the slices have the lengths `attend_cached_at`
@@ -567,16 +573,17 @@ unsafe fn attend<V: Lanes>(
         len,
     } = cache;
     let head_cache = head_dim * capacity;
-    for (head, (q, out)) in q
+    let heads = q.len() / head_dim;
+    let scores = &mut scores[..heads * capacity];
+    // Scores, 4 vectors of positions at a time (the last pass only as far as `len` in whole
+    // vectors), each the sum of two FMA chains over the head dimension, even j and odd j, all
+    // held in registers.
+    for (head, (q, scores)) in q
         .chunks_exact(head_dim)
-        .zip(out.chunks_exact_mut(head_dim))
+        .zip(scores.chunks_exact_mut(capacity))
         .enumerate()
     {
         let keys = &keys[head * head_cache..][..head_cache];
-        let values = &values[head * head_cache..][..head_cache];
-        // Scores, 4 vectors of positions at a time (the last pass only as far as `len` in
-        // whole vectors), each the sum of two FMA chains over the head dimension, even j and
-        // odd j, all held in registers.
         let mut block = 0;
         while block < len {
             let (q, keys, scores) = (q.as_ptr(), keys.as_ptr(), scores.as_mut_ptr());
@@ -591,8 +598,10 @@ unsafe fn attend<V: Lanes>(
             }
             block += 4 * V::N;
         }
-        // The fused causal softmax's arithmetic: exp((s − max) · scale), then · 1/Σ. The
-        // exponentials run over whole vectors, past `len` (those are never read).
+    }
+    // The fused causal softmax's arithmetic: exp((s − max) · scale), then · 1/Σ. The
+    // exponentials run over whole vectors, past `len` (those are never read).
+    for scores in scores.chunks_exact_mut(capacity) {
         let max = max(&scores[..len]);
         for score in scores[..len.next_multiple_of(16)].iter_mut() {
             *score = exp_f32((*score - max) * scale);
@@ -602,8 +611,15 @@ unsafe fn attend<V: Lanes>(
         for score in scores.iter_mut() {
             *score *= inverse_sum;
         }
+    }
+    for (head, (p, out)) in scores
+        .chunks_exact(capacity)
+        .zip(out.chunks_exact_mut(head_dim))
+        .enumerate()
+    {
+        let values = &values[head * head_cache..][..head_cache];
         // SAFETY: `values` holds `len` positions of `head_dim` floats.
-        unsafe { weighted_values::<V>(scores, values.as_ptr(), head_dim, out) };
+        unsafe { weighted_values::<V>(&p[..len], values.as_ptr(), head_dim, out) };
     }
 }
 
@@ -815,7 +831,7 @@ mod tests {
         let scale = 1.0 / (head_dim as f32).sqrt();
         let mut outs = Vec::new();
         for level in SimdLevel::ALL {
-            let (mut scores, mut out) = (vec![0.0; capacity], vec![0.0; heads * head_dim]);
+            let (mut scores, mut out) = (vec![0.0; heads * capacity], vec![0.0; heads * head_dim]);
             let cache = CachedRow {
                 keys: &keys,
                 values: &vals,

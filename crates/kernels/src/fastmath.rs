@@ -43,7 +43,13 @@ pub fn exp_f32(x: f32) -> f32 {
     e = e * r + 0.5;
     e = e * r + 1.0;
     e = e * r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // 2^n from its exponent bits: n + 127 is a whole number in [1, 254], so added to 2^23 it
+    // is that float's mantissa. (`n as i32` gives the same bits, but its saturating
+    // conversion kept a loop of exp_f32 from vectorising: 3-4x slower.)
+    let biased = ((n + 127.0) + 8_388_608.0)
+        .to_bits()
+        .wrapping_sub(0x4b00_0000);
+    let scale = f32::from_bits(biased << 23);
     e * scale
 }
 
@@ -72,5 +78,31 @@ mod tests {
             worst = worst.max((exp_f32(x) - want).abs() / want);
         }
         assert!(worst < 1e-6, "max relative error {worst}");
+    }
+
+    #[test]
+    fn exp_gives_the_bits_it_gave_with_an_integer_exponent() {
+        // The form before 2^n was built from float bits: checkpoints made with it stay
+        // reproducible only if every input still gives the same bits.
+        fn with_integer_exponent(x: f32) -> f32 {
+            let x = x.clamp(-87.0, 88.0);
+            const ROUNDER: f32 = 12_582_912.0;
+            let n = (x * std::f32::consts::LOG2_E + ROUNDER) - ROUNDER;
+            let r = x - n * 0.693_145_751_953_125 - n * 1.428_606_765_330_187e-06;
+            let mut e = 1.0 / 720.0;
+            for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+                e = e * r + c;
+            }
+            e * f32::from_bits(((n as i32 + 127) << 23) as u32)
+        }
+        // Every 257th bit pattern: all signs, exponents, NaNs and infinities.
+        for bits in (0..=u32::MAX).step_by(257) {
+            let x = f32::from_bits(bits);
+            let (ours, theirs) = (exp_f32(x), with_integer_exponent(x));
+            assert!(
+                ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan()),
+                "exp({x:e}) = {ours:e}, was {theirs:e}"
+            );
+        }
     }
 }

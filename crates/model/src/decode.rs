@@ -302,7 +302,7 @@ impl<'a> Batch<'a> {
             attended: vec![0.0; slots * d],
             hidden: vec![0.0; slots * 4 * d],
             logits: vec![0.0; slots * weights.padded_vocab],
-            scores: vec![0.0; weights.cache_capacity()],
+            scores: vec![0.0; weights.heads * weights.cache_capacity()],
         }
     }
 
