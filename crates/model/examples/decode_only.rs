@@ -1,6 +1,8 @@
 //! Profiling aid: the CPU decoder alone on `bench --rollout`'s batch (32 prompts of 12 tokens
 //! continued to the block size), for `perf record`. Usage: `decode_only [BATCHES [BLOCK_SIZE]]`
-//! (the lesson's 64 by default; the chain's `pipeline.toml` has 128).
+//! (the lesson's 64 by default; the chain's `pipeline.toml` has 128). `GROUP=4 PROMPT=14 NEW=30`
+//! makes RLVR's calls instead: 32 rows, each distinct prompt repeated GROUP times, `PROMPT`
+//! tokens each, `NEW` new tokens.
 use std::time::Instant;
 
 use burn::tensor::Device;
@@ -18,11 +20,16 @@ fn main() {
         ..GptConfig::default()
     };
     let model = Gpt::new(&config, &device);
+    let setting = |name: &str, default: usize| {
+        std::env::var(name).map_or(default, |s| s.parse().expect("a whole number"))
+    };
+    let (group, prompt_len) = (setting("GROUP", 1) as u32, setting("PROMPT", 12) as u32);
     let prompts: Vec<Vec<u32>> = (0..32u32)
-        .map(|r| (0..12u32).map(|i| (r * 31 + i * 7) % 65).collect())
+        .map(|r| r / group)
+        .map(|r| (0..prompt_len).map(|i| (r * 31 + i * 7) % 65).collect())
         .collect();
     let options = SamplingOptions {
-        max_new_tokens: config.block_size - 12,
+        max_new_tokens: setting("NEW", config.block_size - prompt_len as usize),
         temperature: 1.0,
         top_k: 0,
         stop_token: None,

@@ -14,14 +14,20 @@
 //!   the tokens do not depend on the thread count.
 //! - **The same model.** The logits are the tensor path's to float rounding (products in
 //!   another order), so the same streams draw the same tokens (`tests.rs`).
+//! - **A prompt is read once per batch.** RLVR's groups, pass@k and on-policy pairs continue
+//!   each prompt several times. The first row with a prompt reads it; the others with the same
+//!   prompt copy its keys and values and take its logits, which are the bits they would have
+//!   computed, and then draw from their own streams.
 
 use burn::nn::LayerNorm;
 use burn::tensor::Tensor;
 use kernels::decode::{
     attend_cached, cache_token, gelu_rows, layer_norm_rows, rows_times_matrix, CachedRow,
-    PackedMatrix, POSITION_BLOCK,
+    PackedMatrix, KEY_TILE, POSITION_BLOCK,
 };
 use kernels::layer_norm::EPSILON;
+use std::collections::HashMap;
+
 use rand::rngs::StdRng;
 use rayon::prelude::*;
 
@@ -47,7 +53,7 @@ pub fn generate(
         .div_ceil(rayon::current_num_threads())
         .clamp(1, MAX_ROWS);
     rows.par_chunks(per_batch)
-        .map(|rows| Batch::new(&weights, prompts, rows, options, streams).run(&mut |_, _| {}))
+        .map(|rows| Batch::new(&weights, prompts, rows, options, streams).run(&mut |_, _, _| {}))
         .collect::<Vec<_>>()
         .concat()
 }
@@ -64,7 +70,7 @@ pub fn generate_streaming(
     let weights = DecoderWeights::of(model);
     let prompts = [prompt.to_vec()];
     Batch::new(&weights, &prompts, &[0], options, streams)
-        .run(&mut |_, token| on_token(token))
+        .run(&mut |_, token, _| on_token(token))
         .remove(0)
 }
 
@@ -89,6 +95,23 @@ pub fn logits_along(model: &Gpt, tokens: &[u32]) -> Vec<f32> {
         .flat_map(|row| &row[..weights.vocab])
         .copied()
         .collect()
+}
+
+/// Every row's logits at each token it draws, in one batch (so rows with the same prompt share
+/// its reading), concatenated: what sharing a prompt is tested on, to the bit.
+#[cfg(test)]
+pub(crate) fn logits_drawn_from(
+    model: &Gpt,
+    prompts: &[Vec<u32>],
+    options: SamplingOptions,
+    streams: Streams,
+) -> Vec<Vec<f32>> {
+    let weights = DecoderWeights::of(model);
+    let rows: Vec<usize> = (0..prompts.len()).collect();
+    let mut logits = vec![Vec::new(); prompts.len()];
+    Batch::new(&weights, prompts, &rows, options, streams)
+        .run(&mut |row, _, drawn_from| logits[row].extend_from_slice(drawn_from));
+    logits
 }
 
 /// The model's parameters as host buffers, laid out for decoding.
@@ -201,6 +224,8 @@ impl DecoderWeights {
 /// One row: its prompt, what it has written, and its random stream.
 struct Row<'p> {
     prompt: &'p [u32],
+    /// The earlier row of the batch with the same prompt, which reads it for both.
+    reads_prompt_of: Option<usize>,
     /// Positions in its cache: 0 before its prompt is read.
     cached: usize,
     /// New tokens it may still write: `max_new_tokens`, within the block size.
@@ -262,9 +287,11 @@ impl<'a> Batch<'a> {
         streams: Streams,
     ) -> Self {
         let (d, capacity) = (weights.d, weights.block_size);
+        let mut first_with: HashMap<&[u32], usize> = HashMap::new();
         let rows: Vec<Row> = indices
             .iter()
-            .map(|&i| {
+            .enumerate()
+            .map(|(r, &i)| {
                 let prompt = &prompts[i];
                 assert!(
                     !prompt.is_empty(),
@@ -275,8 +302,10 @@ impl<'a> Batch<'a> {
                     "sequence of {} tokens exceeds block_size {capacity}",
                     prompt.len()
                 );
+                let first = *first_with.entry(prompt.as_slice()).or_insert(r);
                 Row {
                     prompt,
+                    reads_prompt_of: (first != r).then_some(first),
                     cached: 0,
                     budget: options.max_new_tokens.min(capacity - prompt.len()),
                     output: Vec::new(),
@@ -285,8 +314,13 @@ impl<'a> Batch<'a> {
             })
             .collect();
         let active = (0..rows.len()).filter(|&r| rows[r].budget > 0).collect();
-        // The first step reads every prompt: the most slots a step has.
-        let slots = rows.iter().map(|row| row.prompt.len()).sum::<usize>();
+        // The first step reads every distinct prompt: the most slots a step has.
+        let slots = rows
+            .iter()
+            .filter(|row| row.reads_prompt_of.is_none())
+            .map(|row| row.prompt.len())
+            .sum::<usize>()
+            .max(1);
         let cache = rows.len() * weights.layers.len() * d * weights.cache_capacity();
         Self {
             weights,
@@ -306,9 +340,9 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Steps until every row has stopped or spent its budget; `on_token(row, token)` sees each
-    /// new token as it is drawn.
-    fn run(mut self, on_token: &mut dyn FnMut(usize, u32)) -> Vec<Vec<u32>> {
+    /// Steps until every row has stopped or spent its budget; `on_token(row, token, logits)`
+    /// sees each new token as it is drawn, and the logits it was drawn from.
+    fn run(mut self, on_token: &mut dyn FnMut(usize, u32, &[f32])) -> Vec<Vec<u32>> {
         while !self.active.is_empty() {
             self.fill_slots();
             self.forward();
@@ -317,11 +351,15 @@ impl<'a> Batch<'a> {
         self.rows.into_iter().map(|row| row.output).collect()
     }
 
-    /// Every active row's pending tokens, at the positions after its cache.
+    /// Every active row's pending tokens, at the positions after its cache; in the first step
+    /// only the rows that read their prompt.
     fn fill_slots(&mut self) {
         self.slots.clear();
         for &r in &self.active {
             let row = &self.rows[r];
+            if row.cached == 0 && row.reads_prompt_of.is_some() {
+                continue;
+            }
             for (i, &token) in row.pending().iter().enumerate() {
                 self.slots.push(Slot {
                     row: r,
@@ -413,25 +451,52 @@ impl<'a> Batch<'a> {
         rows_times_matrix(normed, &w.head, &[], logits, false);
     }
 
-    /// Draws each active row's next token from the logits of its last slot. Rows that stop
-    /// or spend their budget leave.
-    fn advance(&mut self, on_token: &mut dyn FnMut(usize, u32)) {
+    /// Row `to`'s cache takes the keys and values of its prompt from row `from`'s, which read
+    /// the same prompt: in every layer and head, the key tiles and values of its positions.
+    fn copy_prompt(&mut self, from: usize, to: usize) {
+        let w = self.weights;
+        let len = self.rows[from].prompt.len();
+        let head_dim = w.d / w.heads;
+        let capacity = w.cache_capacity();
+        let (layer_cache, head_cache) = (w.d * capacity, head_dim * capacity);
+        let key_floats = len.next_multiple_of(KEY_TILE) * head_dim;
+        for l in 0..w.layers.len() {
+            for head in 0..w.heads {
+                let at = |row: usize| (row * w.layers.len() + l) * layer_cache + head * head_cache;
+                let (from, to) = (at(from), at(to));
+                self.keys.copy_within(from..from + key_floats, to);
+                self.values.copy_within(from..from + len * head_dim, to);
+            }
+        }
+        self.rows[to].cached = len;
+    }
+
+    /// Draws each active row's next token from the logits of its last slot (a row that did
+    /// not read its prompt, from the logits of the row that did). Rows that stop or spend
+    /// their budget leave.
+    fn advance(&mut self, on_token: &mut dyn FnMut(usize, u32, &[f32])) {
         let (vocab, padded) = (self.weights.vocab, self.weights.padded_vocab);
         let options = self.options;
+        let mut last_slot = vec![None; self.rows.len()];
         for (i, slot) in self.slots.iter().enumerate() {
-            let row = &mut self.rows[slot.row];
-            row.cached = slot.position + 1;
-            let last_of_row = self
-                .slots
-                .get(i + 1)
-                .is_none_or(|next| next.row != slot.row);
-            if !last_of_row {
-                continue;
-            }
-            let logits = &self.logits[i * padded..][..vocab];
+            self.rows[slot.row].cached = slot.position + 1;
+            last_slot[slot.row] = Some(i);
+        }
+        for a in 0..self.active.len() {
+            let r = self.active[a];
+            let slot = match (last_slot[r], self.rows[r].reads_prompt_of) {
+                (Some(slot), _) => slot,
+                (None, Some(reader)) => {
+                    self.copy_prompt(reader, r);
+                    last_slot[reader].expect("the reader's prompt was read this step")
+                }
+                (None, None) => unreachable!("an active row has a slot or a reader"),
+            };
+            let row = &mut self.rows[r];
+            let logits = &self.logits[slot * padded..][..vocab];
             let token = sample_token(logits, options.temperature, options.top_k, &mut row.rng);
             row.output.push(token);
-            on_token(slot.row, token);
+            on_token(r, token, logits);
         }
         let rows = &self.rows;
         self.active.retain(|&r| {

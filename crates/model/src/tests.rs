@@ -276,6 +276,49 @@ fn a_draw_made_in_parts_samples_what_one_call_does() {
     );
 }
 
+/// A batch reads a repeated prompt once and hands its keys, values and logits to the other
+/// rows with it (RLVR's groups): each row's logits at every token it draws are, to the bit,
+/// those it gets alone, and so are its tokens, from its own stream; repeats apart or together,
+/// prompts of any length (across a key tile, too).
+#[test]
+fn rows_that_share_a_prompt_compute_what_each_computes_alone() {
+    use crate::decode::logits_drawn_from;
+    use crate::generate::Streams;
+    let device = Device::flex();
+    let config = GptConfig {
+        block_size: 40,
+        ..config()
+    };
+    let gpt = test_support::seeded(&device, 7, || Gpt::new(&config, &device));
+    // 19 tokens: the prompt's keys end inside the second tile of 16 positions.
+    let long: Vec<u32> = (0..19).map(|i| 1 + (i * 5) % 10).collect();
+    let (a, b) = (vec![3, 1, 4], vec![2, 7]);
+    let prompts = vec![
+        a.clone(),
+        a.clone(),
+        long.clone(),
+        b.clone(),
+        a.clone(),
+        long.clone(),
+        b,
+        long,
+        a,
+    ];
+    let streams = Streams::new(21);
+    let options = sampling(1.0, 12);
+    let together = logits_drawn_from(&gpt, &prompts, options, streams);
+    for (i, prompt) in prompts.iter().enumerate() {
+        let alone = logits_drawn_from(&gpt, std::slice::from_ref(prompt), options, streams.skip(i));
+        let same_bits = together[i].len() == alone[0].len()
+            && together[i]
+                .iter()
+                .zip(&alone[0])
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same_bits, "row {i}: its logits differ from its own alone");
+    }
+    assert_ne!(together[0], together[1], "a shared prompt, two streams");
+}
+
 /// Rows draw from their own streams and the decoder's kernels give a row the same bits in any
 /// batch: one thread (one batch) and two or three (a batch each) write the same tokens.
 #[test]
