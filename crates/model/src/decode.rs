@@ -314,13 +314,14 @@ impl<'a> Batch<'a> {
             })
             .collect();
         let active = (0..rows.len()).filter(|&r| rows[r].budget > 0).collect();
-        // The first step reads every distinct prompt: the most slots a step has.
+        // The most slots a step has: the first step's, every distinct prompt, or a later one's,
+        // a token for every row (more when many rows share a short prompt).
         let slots = rows
             .iter()
             .filter(|row| row.reads_prompt_of.is_none())
             .map(|row| row.prompt.len())
             .sum::<usize>()
-            .max(1);
+            .max(rows.len());
         let cache = rows.len() * weights.layers.len() * d * weights.cache_capacity();
         Self {
             weights,

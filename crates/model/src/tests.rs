@@ -304,19 +304,25 @@ fn rows_that_share_a_prompt_compute_what_each_computes_alone() {
         long,
         a,
     ];
+    // And pass@k's shape: more rows than the prompt has tokens, so that a later step has more
+    // slots than the first.
+    let one_prompt = vec![vec![5, 2]; 6];
     let streams = Streams::new(21);
     let options = sampling(1.0, 12);
-    let together = logits_drawn_from(&gpt, &prompts, options, streams);
-    for (i, prompt) in prompts.iter().enumerate() {
-        let alone = logits_drawn_from(&gpt, std::slice::from_ref(prompt), options, streams.skip(i));
-        let same_bits = together[i].len() == alone[0].len()
-            && together[i]
-                .iter()
-                .zip(&alone[0])
-                .all(|(x, y)| x.to_bits() == y.to_bits());
-        assert!(same_bits, "row {i}: its logits differ from its own alone");
+    for prompts in [prompts, one_prompt] {
+        let together = logits_drawn_from(&gpt, &prompts, options, streams);
+        for (i, prompt) in prompts.iter().enumerate() {
+            let alone =
+                logits_drawn_from(&gpt, std::slice::from_ref(prompt), options, streams.skip(i));
+            let same_bits = together[i].len() == alone[0].len()
+                && together[i]
+                    .iter()
+                    .zip(&alone[0])
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same_bits, "row {i}: its logits differ from its own alone");
+        }
+        assert_ne!(together[0], together[1], "a shared prompt, two streams");
     }
-    assert_ne!(together[0], together[1], "a shared prompt, two streams");
 }
 
 /// Rows draw from their own streams and the decoder's kernels give a row the same bits in any
