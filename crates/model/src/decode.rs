@@ -19,6 +19,8 @@
 //!   prompt copy its keys and values and take its logits, which are the bits they would have
 //!   computed, and then draw from their own streams.
 
+use std::collections::HashMap;
+
 use burn::nn::LayerNorm;
 use burn::tensor::Tensor;
 use kernels::decode::{
@@ -26,8 +28,6 @@ use kernels::decode::{
     PackedMatrix, KEY_TILE, POSITION_BLOCK,
 };
 use kernels::layer_norm::EPSILON;
-use std::collections::HashMap;
-
 use rand::rngs::StdRng;
 use rayon::prelude::*;
 
