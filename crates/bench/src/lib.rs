@@ -45,6 +45,16 @@ pub struct BenchArgs {
     /// without and with the KV cache and of the CPU's decoder, against the arithmetic bound.
     #[arg(long)]
     rollout: bool,
+    /// With --rollout: each prompt sampled this many times, as RLVR's groups and pass@k do
+    /// (`--group 4`: 8 prompts × 4 rows at the default --batch 32); the decoder reads a
+    /// repeated prompt once per batch.
+    #[arg(
+        long,
+        default_value_t = 1,
+        requires = "rollout",
+        conflicts_with = "vs_transformers"
+    )]
+    group: usize,
     /// With --rollout: ours side by side with transformers' `generate` on the same exported
     /// checkpoint (bench/transformers_generate.py), sampled and greedy; uses
     /// target/pytorch-venv (or --torch-python) and installs transformers there if missing.
@@ -85,7 +95,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return vs_transformers::run(&config, args.batch, args.steps.min(5), python);
     }
     if args.rollout {
-        return rollout::run(&device, &config, args.batch, args.steps.min(5));
+        if args.group == 0 || !args.batch.is_multiple_of(args.group) {
+            anyhow::bail!(
+                "--group {} must divide --batch {} (rows = prompts × group)",
+                args.group,
+                args.batch
+            );
+        }
+        return rollout::run(&device, &config, args.batch, args.group, args.steps.min(5));
     }
     if args.products {
         return products::run(&device, &config, args.batch, args.steps);

@@ -135,14 +135,28 @@ impl ArithmeticBound {
     }
 }
 
-/// `rows` prompts of 12 tokens, each continued to the block size at temperature 1.
-pub fn run(device: &Device, config: &GptConfig, rows: usize, repeats: usize) -> Result<()> {
+/// `rows` rows of 12-token prompts, each prompt repeated in `group` consecutive rows (as
+/// RLVR's groups are), each row continued to the block size at temperature 1.
+pub fn run(
+    device: &Device,
+    config: &GptConfig,
+    rows: usize,
+    group: usize,
+    repeats: usize,
+) -> Result<()> {
     device.seed(0);
     let model = Gpt::new(config, device);
-    let prompts = prompts(config, rows);
+    let prompts: Vec<Vec<u32>> = prompts(config, rows / group)
+        .into_iter()
+        .flat_map(|prompt| std::iter::repeat_n(prompt, group))
+        .collect();
     let options = options(config, 1.0);
+    let shape = match group {
+        1 => format!("{rows} prompts"),
+        _ => format!("{rows} rows ({} prompts × {group})", rows / group),
+    };
     println!(
-        "rollouts: {rows} prompts of {PROMPT_TOKENS} tokens → {} new tokens each, d {} L {} h {} V {}, \
+        "rollouts: {shape} of {PROMPT_TOKENS} tokens → {} new tokens each, d {} L {} h {} V {}, \
          temperature 1 | rayon threads {} | decoder {}",
         options.max_new_tokens,
         config.d_model,
