@@ -502,6 +502,28 @@ pub fn cache_token(
     }
 }
 
+/// Copies the first `len` positions of one layer's cache, laid out as [`CachedRow`] reads
+/// them, from the caches at `from` to those at `to` in the same buffers (`[heads · head_dim ·
+/// capacity]` floats each): a row that shares another's prompt takes its keys and values.
+/// Whole key tiles are copied; the positions past `len` in the last one are written before
+/// they are read.
+pub fn copy_cached_positions(
+    keys: &mut [f32],
+    values: &mut [f32],
+    (heads, head_dim, capacity): (usize, usize, usize),
+    len: usize,
+    (from, to): (usize, usize),
+) {
+    assert!(capacity.is_multiple_of(POSITION_BLOCK) && len <= capacity);
+    let head_cache = head_dim * capacity;
+    let key_floats = len.next_multiple_of(KEY_TILE) * head_dim;
+    for head in 0..heads {
+        let (from, to) = (from + head * head_cache, to + head * head_cache);
+        keys.copy_within(from..from + key_floats, to);
+        values.copy_within(from..from + len * head_dim, to);
+    }
+}
+
 /// One row's causal attention at its newest position: for each head, the scores of `q` against
 /// the first `len` cached keys, softmax(scale · scores), and the weighted sum of the cached
 /// values, into `out` (`[heads · head_dim]`, like `q`). `scores` holds `heads · capacity`

@@ -24,8 +24,8 @@ use std::collections::HashMap;
 use burn::nn::LayerNorm;
 use burn::tensor::Tensor;
 use kernels::decode::{
-    attend_cached, cache_token, gelu_rows, layer_norm_rows, rows_times_matrix, CachedRow,
-    PackedMatrix, KEY_TILE, POSITION_BLOCK,
+    attend_cached, cache_token, copy_cached_positions, gelu_rows, layer_norm_rows,
+    rows_times_matrix, CachedRow, PackedMatrix, POSITION_BLOCK,
 };
 use kernels::layer_norm::EPSILON;
 use rand::rngs::StdRng;
@@ -179,6 +179,12 @@ impl DecoderWeights {
         self.block_size.next_multiple_of(POSITION_BLOCK)
     }
 
+    /// Where a batch's row `row` has its cache of layer `layer`, in its keys and in its values
+    /// (per row and layer, `d · capacity` floats).
+    fn cache_at(&self, row: usize, layer: usize) -> usize {
+        (row * self.layers.len() + layer) * self.d * self.cache_capacity()
+    }
+
     fn of(model: &Gpt) -> Self {
         let [vocab, d] = model.token_embedding.dims();
         let token_embedding = host(model.token_embedding.val());
@@ -264,6 +270,8 @@ struct Batch<'a> {
     /// This step's tokens, a row's in order of position: its whole prompt in the first step
     /// (read in one pass, as the tensor path's prefill), then one token.
     slots: Vec<Slot>,
+    /// Per row: the index of its last slot this step, if it has one.
+    last_slot: Vec<Option<usize>>,
     /// Per row and layer: keys and values of `d · capacity` floats, laid out as
     /// `kernels::decode::CachedRow` reads them.
     keys: Vec<f32>,
@@ -329,6 +337,7 @@ impl<'a> Batch<'a> {
             rows,
             active,
             slots: Vec::with_capacity(slots),
+            last_slot: vec![None; indices.len()],
             keys: vec![0.0; cache],
             values: vec![0.0; cache],
             x: vec![0.0; slots * d],
@@ -421,7 +430,7 @@ impl<'a> Batch<'a> {
             {
                 let (q, kv) = qkv.split_at(d);
                 let (k, v) = kv.split_at(d);
-                let at = (slot.row * w.layers.len() + l) * layer_cache;
+                let at = w.cache_at(slot.row, l);
                 cache_token(
                     &mut self.keys[at..at + layer_cache],
                     &mut self.values[at..at + layer_cache],
@@ -457,17 +466,10 @@ impl<'a> Batch<'a> {
     fn copy_prompt(&mut self, from: usize, to: usize) {
         let w = self.weights;
         let len = self.rows[from].prompt.len();
-        let head_dim = w.d / w.heads;
-        let capacity = w.cache_capacity();
-        let (layer_cache, head_cache) = (w.d * capacity, head_dim * capacity);
-        let key_floats = len.next_multiple_of(KEY_TILE) * head_dim;
+        let shape = (w.heads, w.d / w.heads, w.cache_capacity());
         for l in 0..w.layers.len() {
-            for head in 0..w.heads {
-                let at = |row: usize| (row * w.layers.len() + l) * layer_cache + head * head_cache;
-                let (from, to) = (at(from), at(to));
-                self.keys.copy_within(from..from + key_floats, to);
-                self.values.copy_within(from..from + len * head_dim, to);
-            }
+            let at = (w.cache_at(from, l), w.cache_at(to, l));
+            copy_cached_positions(&mut self.keys, &mut self.values, shape, len, at);
         }
         self.rows[to].cached = len;
     }
@@ -478,18 +480,18 @@ impl<'a> Batch<'a> {
     fn advance(&mut self, on_token: &mut dyn FnMut(usize, u32, &[f32])) {
         let (vocab, padded) = (self.weights.vocab, self.weights.padded_vocab);
         let options = self.options;
-        let mut last_slot = vec![None; self.rows.len()];
+        self.last_slot.fill(None);
         for (i, slot) in self.slots.iter().enumerate() {
             self.rows[slot.row].cached = slot.position + 1;
-            last_slot[slot.row] = Some(i);
+            self.last_slot[slot.row] = Some(i);
         }
         for a in 0..self.active.len() {
             let r = self.active[a];
-            let slot = match (last_slot[r], self.rows[r].reads_prompt_of) {
+            let slot = match (self.last_slot[r], self.rows[r].reads_prompt_of) {
                 (Some(slot), _) => slot,
                 (None, Some(reader)) => {
                     self.copy_prompt(reader, r);
-                    last_slot[reader].expect("the reader's prompt was read this step")
+                    self.last_slot[reader].expect("the reader's prompt was read this step")
                 }
                 (None, None) => unreachable!("an active row has a slot or a reader"),
             };
